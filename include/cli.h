@@ -1,0 +1,26 @@
+/*
+ * cli.h — the command line: parses `irp COMMAND ...`, prints each command's
+ * --help, and dispatches to the engine and the journal. Exit codes are
+ * DESIGN.md's (util.h).
+ * Depends on: engine.h, journal.h.
+ */
+#ifndef IRP_CLI_H
+#define IRP_CLI_H
+
+int cli_main(int argc, char **argv);
+
+/* Commands that read playbooks without running them (cli_info.c). */
+int cli_check(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_show(int argc, char **argv);
+/* Commands that read the record (cli_record.c). */
+int cli_verify(int argc, char **argv);
+
+/* 1 when arg is -h or --help. */
+int cli_is_help(const char *arg);
+/* Prints the help of a command ("run", "drill", ...) to stdout. */
+void cli_help(const char *command);
+/* Parses "256M", "1G", "1048576" into bytes; -1 when invalid. */
+long long cli_parse_size(const char *text);
+
+#endif

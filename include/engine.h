@@ -1,0 +1,123 @@
+/*
+ * engine.h — one run of a playbook, driven by the supervisor: the step
+ * loop (when, approvals, manual steps, retries with backoff, timeouts,
+ * on_failure), the worker's lifecycle (a crashed or killed worker is
+ * replaced and handed the results so far), escalation tiers, and the
+ * journal records of it all. The engine does not know whether it is
+ * drilling: side effects go through an fx_ops table (live or drill).
+ * Depends on: libuv, jansson, journal.h, supworker.h, exec.h.
+ */
+#ifndef IRP_ENGINE_H
+#define IRP_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "journal.h"
+#include "supworker.h"
+
+typedef struct eng_options {
+    const char *playbook;     /* path */
+    json_t *vars;             /* {name: string} from -v */
+    json_t *attach;           /* [path] from --attach */
+    json_t *plugins;          /* [dir] from --plugins */
+    const char *run_id;       /* NULL: generate */
+    const char *state_dir;
+    const char *config;
+    int drill;
+    int yes;                  /* answer every manual step done, every approval granted */
+    double speed;             /* drill clock speed (>= 1) */
+    int64_t memory;           /* Lua memory cap, bytes */
+} eng_options;
+
+typedef struct eng_run eng_run;
+
+/* One call from the worker in flight. */
+typedef struct fx_call {
+    eng_run *run;
+    int generation;           /* the worker that asked */
+    long long id;
+    char *step;               /* step id (malloc'd) */
+} fx_call;
+
+/* Side effects: live performs them, drill simulates them from the step's
+ * drill table. Each answers the call (fx_answer_*) exactly once, now or
+ * later, and frees it. */
+typedef struct fx_ops {
+    const char *mode;         /* "live" | "drill" */
+    void (*exec)(fx_call *call, json_t *args);
+    void (*http)(fx_call *call, json_t *args);
+} fx_ops;
+
+extern const fx_ops fx_live;
+extern const fx_ops fx_drill;
+
+struct eng_run {
+    uv_loop_t *loop;
+    const eng_options *opt;
+    const fx_ops *fx;
+    sw_worker worker;
+    json_t *load_request;     /* sent again to every fresh worker */
+    json_t *outline;
+    json_t *steps;            /* outline.steps (borrowed) */
+    json_t *state;            /* {step id: {"status","result","attempts"}} */
+    jr_journal *jr;
+    char *run_id;
+    char *run_dir;
+    int lock_fd;
+    const char *operator_name;
+    int64_t started_mono;
+    const char *current_step; /* id of the step running now, or NULL */
+    json_t *current_def;      /* its outline entry */
+    int64_t step_deadline_mono; /* soft deadline of the running step */
+    int escalation_tier;      /* highest tier triggered so far */
+    uv_timer_t escalation_timer;
+    int escalation_timer_init;
+    volatile int interrupted; /* SIGINT/SIGTERM count */
+    int interrupt_signal;
+    int journal_failed;
+    int artifacts;
+};
+
+/* Runs (or drills) a playbook to the end. Returns the exit code. */
+int eng_run_playbook(const eng_options *opt);
+
+/* Loads a playbook in a fresh worker for check/list/show: returns the
+ * worker's answer ({"t":"loaded",...} or {"t":"invalid",...}) or NULL with
+ * err when the worker failed. */
+json_t *eng_load_outline(const char *path, json_t *vars, json_t *attach, json_t *plugins, int check,
+                         int64_t memory, char *err, size_t err_size);
+
+/* Appends a record to the run's journal, redacting secrets in data
+ * (stolen). A journal failure is remembered and stops the run. */
+void eng_record(eng_run *r, const char *type, const char *step, const char *actor, json_t *data);
+/* Makes the journal durable before a side effect; 0 or -1 (run must stop). */
+int eng_barrier(eng_run *r);
+
+/* Handles the worker's calls (calls.c). */
+void eng_on_call(sw_worker *w, long long call_id, const char *fn, json_t *args, void *data);
+/* Answers a call and frees it. */
+void fx_answer_ok(fx_call *call, json_t *value);
+void fx_answer_error(fx_call *call, const char *error);
+void fx_call_free(fx_call *call);
+/* The outline entry of a step id, or NULL. */
+json_t *eng_step_def(eng_run *r, const char *step_id);
+
+/* Escalation (escalate.c): climbs one tier (or to tier `tier` when > 0),
+ * journals escalation.triggered and notifies its targets. Returns the tier
+ * reached (0 when the playbook has no tier left). */
+int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
+/* Starts the timers of tiers with "after". */
+void eng_escalation_start(eng_run *r);
+void eng_escalation_stop(eng_run *r);
+/* Delivers one notification (journaled notify.queued / notify.sent). */
+void eng_notify(eng_run *r, const char *target, const char *msg, json_t *fields, const char *step);
+
+/* Operator prompts (prompt.c). Each journals its answer. */
+typedef enum { ANSWER_DONE, ANSWER_FAILED, ANSWER_SKIP, ANSWER_EOF, ANSWER_STOPPED } eng_answer;
+eng_answer eng_ask_manual(eng_run *r, const char *step, char **note);
+/* 1 granted, 0 denied, -1 no answer (end of input), -2 interrupted. */
+int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note);
+
+#endif

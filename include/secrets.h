@@ -1,0 +1,32 @@
+/*
+ * secrets.h — the supervisor's secrets: a name resolves to the environment
+ * variable NAME, or to the contents of the file named by NAME_FILE. Every
+ * value resolved is remembered so that anything written to the journal or
+ * the terminal can be redacted (a second line of defence: values never
+ * enter the worker in the first place).
+ * Depends on: jansson.
+ */
+#ifndef IRP_SECRETS_H
+#define IRP_SECRETS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* The value of secret NAME (owned by the registry), or NULL with err
+ * ("secret SLACK_URL is not set: export SLACK_URL or SLACK_URL_FILE"). */
+const char *sec_get(const char *name, char *err, size_t err_size);
+
+/* 1 when name is a valid secret name (letters, digits, '_'; not a digit first). */
+int sec_valid_name(const char *name);
+
+/* A malloc'd copy of text with every known secret value replaced by
+ * "[secret NAME]". */
+char *sec_redact(const char *text, size_t len, size_t *out_len);
+
+/* Redacts every string inside value, in place (keys too). */
+void sec_redact_json(json_t *value);
+
+/* Forgets every value (and wipes the memory). */
+void sec_clear(void);
+
+#endif

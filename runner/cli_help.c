@@ -1,0 +1,121 @@
+/*
+ * cli_help.c — the text of every command's --help, written to be read by a
+ * responder under stress: what it does, the common invocation first, every
+ * option, what the exit code means.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const general =
+    "irp - run incident-response and disaster-recovery playbooks\n"
+    "\n"
+    "During an incident:\n"
+    "  irp run PLAYBOOK -v KEY=VALUE ...    run it for real, step by step\n"
+    "  irp drill PLAYBOOK ...               the same, every side effect simulated\n"
+    "Before one:\n"
+    "  irp check PLAYBOOK...                find every problem in a playbook\n"
+    "  irp list [DIR]                       the playbooks in DIR (default playbooks/)\n"
+    "  irp show PLAYBOOK                    its inputs, phases, steps and escalation\n"
+    "The record:\n"
+    "  irp verify RUN_ID|JOURNAL_FILE       check a run's journal is intact\n"
+    "  irp version\n"
+    "\n"
+    "`irp COMMAND --help` explains a command. Runs are kept in ./.irp (or --state-dir,\n"
+    "or $IRP_STATE_DIR): .irp/runs/RUN_ID/journal.jsonl is the record of a run.\n"
+    "Exit codes: 0 done, 1 run failed, 64 usage, 65 bad playbook or input, 69 service\n"
+    "unavailable, 70 internal error, 74 I/O error on the record, 75 interrupted\n"
+    "(resumable), 130 stopped by Ctrl-C.\n";
+
+static const char *const run_help =
+    "usage: irp run PLAYBOOK [-v KEY=VALUE]... [options]\n"
+    "\n"
+    "Runs PLAYBOOK for real: automated steps execute their commands, manual steps wait\n"
+    "for you, approvals wait for the named role. Every action is journaled.\n"
+    "\n"
+    "  irp run playbooks/ransomware.lua -v host=web-07\n"
+    "\n"
+    "At a manual step answer:   done | failed | skip   (add \": a note\")\n"
+    "At an approval answer:     approve | deny         (add \": who and why\")\n"
+    "At any prompt:             note: TEXT   records an operator note\n"
+    "\n"
+    "Options:\n"
+    "  -v, --var KEY=VALUE  an input of the playbook (repeatable)\n"
+    "  --run-id ID          name the run (default: date-time-random)\n"
+    "  --state-dir DIR      where runs are kept (default $IRP_STATE_DIR or ./.irp)\n"
+    "  --config FILE        notifier configuration (default $IRP_CONFIG, ./irp.conf.lua,\n"
+    "                       else the built-in stdout notifier)\n"
+    "  --yes                answer every manual step done and every approval granted\n"
+    "                       (unattended; journaled as --yes)\n"
+    "  --memory SIZE        memory cap for the playbook's Lua (default 256M)\n"
+    "  --attach FILE        add local steps (repeatable)\n"
+    "  --plugins DIR        search DIR for plugins (repeatable)\n"
+    "\n"
+    "Exit: 0 every step done, 1 the run failed, 65 the playbook or an input is wrong\n"
+    "(nothing ran), 74 the journal could not be written, 75 interrupted or no answer\n"
+    "(resumable), 130 Ctrl-C.\n";
+
+static const char *const drill_help =
+    "usage: irp drill PLAYBOOK [--scenario FILE] [--speed N] [run options]\n"
+    "\n"
+    "A tabletop exercise: runs PLAYBOOK exactly as `irp run` would, but every side\n"
+    "effect (commands, HTTP requests) is simulated from the steps' `drill` tables and\n"
+    "journaled as simulated. Nothing touches production; notifications are marked\n"
+    "[DRILL].\n"
+    "\n"
+    "  irp drill playbooks/ransomware.lua -v host=web-07\n"
+    "  irp drill playbooks/ransomware.lua --yes -v host=web-07    (unattended)\n"
+    "\n"
+    "Options: those of `irp run`, and\n"
+    "  --speed N            run the clock N times faster (sleeps, backoff, escalation)\n"
+    "  --scenario FILE      injects and scripted answers (not yet supported)\n";
+
+static const char *const check_help =
+    "usage: irp check PLAYBOOK...\n"
+    "\n"
+    "Loads each playbook in the sandbox and reports every problem as\n"
+    "FILE:LINE: what is wrong. Nothing runs. Required inputs need not be given.\n"
+    "Exit: 0 all valid, 65 a playbook has problems.\n";
+
+static const char *const list_help =
+    "usage: irp list [DIR]\n"
+    "\n"
+    "Lists the playbooks (*.lua) in DIR (default: playbooks/ if it exists, else the\n"
+    "current directory) with their id, severity, number of steps and title.\n";
+
+static const char *const show_help =
+    "usage: irp show PLAYBOOK\n"
+    "\n"
+    "Prints a playbook's outline: inputs, objectives, escalation tiers, and every step\n"
+    "by phase with its kind, approval, timeout, retries and on_failure.\n";
+
+static const char *const verify_help =
+    "usage: irp verify RUN_ID|JOURNAL_FILE [--state-dir DIR]\n"
+    "\n"
+    "Walks a run's journal: every record whole, numbered without gaps, and chained by\n"
+    "SHA-256 to the one before. Exit 0 when intact; 65 naming the first bad record.\n";
+
+static const char *const version_help = "usage: irp version\n\nPrints irp's version and its libraries'.\n";
+
+void cli_help(const char *command)
+{
+    const char *text = general;
+    if (!command)
+        text = general;
+    else if (!strcmp(command, "run"))
+        text = run_help;
+    else if (!strcmp(command, "drill"))
+        text = drill_help;
+    else if (!strcmp(command, "check"))
+        text = check_help;
+    else if (!strcmp(command, "list"))
+        text = list_help;
+    else if (!strcmp(command, "show"))
+        text = show_help;
+    else if (!strcmp(command, "verify"))
+        text = verify_help;
+    else if (!strcmp(command, "version"))
+        text = version_help;
+    fputs(text, stdout);
+}

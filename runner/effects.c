@@ -1,0 +1,317 @@
+/*
+ * effects.c — the two implementations of side effects behind fx_ops:
+ * fx_live runs commands for real (exec.c), fx_drill answers from the step's
+ * `drill` table without starting anything. Both answer with the same shape,
+ * so a later step never finds a simulated value missing, and both journal
+ * what was done (or simulated) as step.exec / step.http.
+ */
+#include "engine.h"
+#include "exec.h"
+#include "secrets.h"
+#include "term.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+#define EXEC_CAPTURE_LIMIT ((size_t)1 << 20)
+#define JOURNAL_OUTPUT_EXCERPT 8192
+
+/* argv as people read it: secrets shown by name, never by value. */
+static char *display_argv(json_t *argv)
+{
+    ut_buf b = {0};
+    ut_buf_append(&b, "", 0);
+    size_t i;
+    json_t *a;
+    json_array_foreach(argv, i, a)
+    {
+        if (i)
+            ut_buf_puts(&b, " ");
+        if (json_is_string(a))
+            ut_buf_puts(&b, json_string_value(a));
+        else if (json_is_object(a) && pr_str(a, "secret"))
+            ut_buf_printf(&b, "<secret %s>", pr_str(a, "secret"));
+        else
+            ut_buf_puts(&b, "?");
+    }
+    return b.data;
+}
+
+static json_t *excerpt(const char *text, size_t len)
+{
+    size_t n = len < JOURNAL_OUTPUT_EXCERPT ? len : JOURNAL_OUTPUT_EXCERPT;
+    return json_stringn_nocheck(text, n);
+}
+
+static void journal_exec(fx_call *c, json_t *argv, json_t *reply, int simulated)
+{
+    char *shown = display_argv(argv);
+    json_t *data = json_pack("{s:s, s:O, s:O, s:O, s:b}", "command", shown, "code",
+                             json_object_get(reply, "code"), "duration_ms",
+                             json_object_get(reply, "duration_ms"), "timed_out",
+                             json_object_get(reply, "timed_out"), "simulated", simulated);
+    const char *out = pr_str(reply, "stdout"), *err = pr_str(reply, "stderr");
+    json_object_set_new(data, "stdout", excerpt(out ? out : "", out ? strlen(out) : 0));
+    json_object_set_new(data, "stderr", excerpt(err ? err : "", err ? strlen(err) : 0));
+    if (pr_bool(reply, "stdout_truncated", 0))
+        json_object_set_new(data, "stdout_truncated", json_true());
+    if (pr_bool(reply, "stderr_truncated", 0))
+        json_object_set_new(data, "stderr_truncated", json_true());
+    eng_record(c->run, "step.exec", c->step, NULL, data);
+    tm_line(TM_DIM, "      $ %s%s -> %lld", shown, simulated ? "  (simulated)" : "",
+            pr_int(reply, "code", -1));
+    free(shown);
+}
+
+/* ---- live ---------------------------------------------------------------- */
+
+typedef struct {
+    fx_call *call;
+    json_t *argv;
+    char **cargv;
+    char **cenv;
+} live_exec;
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++) {
+        explicit_bzero(*p, strlen(*p)); /* may hold a secret's value */
+        free(*p);
+    }
+    free(v);
+}
+
+static json_t *output_string(const char *data, size_t len)
+{
+    size_t n;
+    char *safe = sec_redact(data, len, &n);
+    char *clean = ut_utf8_sanitize(safe, n, &n);
+    json_t *s = json_stringn_nocheck(clean, n);
+    free(safe);
+    free(clean);
+    return s;
+}
+
+static void live_exec_done(ex_job *job, const ex_result *res, void *data)
+{
+    (void)job;
+    live_exec *le = data;
+    fx_call *c = le->call;
+    if (!res->spawned) {
+        json_t *reply = json_pack("{s:i, s:n, s:s, s:s, s:b, s:b, s:b, s:I, s:b, s:s}", "code", 127,
+                                  "signal", "stdout", "", "stderr", res->error, "stdout_truncated", 0,
+                                  "stderr_truncated", 0, "timed_out", 0, "duration_ms", (json_int_t)0,
+                                  "simulated", 0, "error", res->error);
+        journal_exec(c, le->argv, reply, 0);
+        fx_answer_ok(c, reply);
+    } else {
+        json_t *reply = json_object();
+        json_object_set_new(reply, "code", json_integer(res->code));
+        json_object_set_new(reply, "signal", res->term_signal ? json_integer(res->term_signal) : json_null());
+        json_object_set_new(reply, "stdout", output_string(res->out, res->out_len));
+        json_object_set_new(reply, "stderr", output_string(res->err, res->err_len));
+        json_object_set_new(reply, "stdout_truncated", json_boolean(res->out_total > res->out_len));
+        json_object_set_new(reply, "stderr_truncated", json_boolean(res->err_total > res->err_len));
+        json_object_set_new(reply, "timed_out", json_boolean(res->timed_out));
+        json_object_set_new(reply, "duration_ms", json_integer(res->duration_ms));
+        json_object_set_new(reply, "simulated", json_false());
+        journal_exec(c, le->argv, reply, 0);
+        fx_answer_ok(c, reply);
+    }
+    json_decref(le->argv);
+    free_strv(le->cargv);
+    free_strv(le->cenv);
+    free(le);
+}
+
+/* Resolves one argv element; NULL with err when a secret cannot be had. */
+static char *resolve_arg(json_t *a, char *err, size_t err_size)
+{
+    if (json_is_string(a))
+        return ut_xstrdup(json_string_value(a));
+    if (json_is_object(a) && pr_str(a, "secret")) {
+        const char *v = sec_get(pr_str(a, "secret"), err, err_size);
+        return v ? ut_xstrdup(v) : NULL;
+    }
+    snprintf(err, err_size, "exec: arguments must be strings or secrets");
+    return NULL;
+}
+
+static char **build_env(json_t *extra, char *err, size_t err_size)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = ut_xcalloc(n + json_object_size(extra) + 1, sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        if (eq && json_is_object(extra)) {
+            char *name = strndup(environ[i], (size_t)(eq - environ[i]));
+            int overridden = json_object_get(extra, name) != NULL;
+            free(name);
+            if (overridden)
+                continue;
+        }
+        env[k++] = ut_xstrdup(environ[i]);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(extra, key, v)
+    {
+        char *value = resolve_arg(v, err, err_size);
+        if (!value) {
+            free_strv(env);
+            return NULL;
+        }
+        env[k++] = ut_xasprintf("%s=%s", key, value);
+        explicit_bzero(value, strlen(value));
+        free(value);
+    }
+    env[k] = NULL;
+    return env;
+}
+
+static void live_exec_start(fx_call *c, json_t *args)
+{
+    eng_run *r = c->run;
+    json_t *argv = json_object_get(args, "argv");
+    if (!json_is_array(argv) || json_array_size(argv) == 0) {
+        fx_answer_error(c, "ctx.exec needs a command: ctx.exec{ \"program\", \"arg\", ... }");
+        return;
+    }
+    char err[512];
+    live_exec *le = ut_xcalloc(1, sizeof *le);
+    le->call = c;
+    le->argv = json_incref(argv);
+    size_t n = json_array_size(argv);
+    int shell = pr_bool(args, "shell", 0);
+    le->cargv = ut_xcalloc(n + 3, sizeof *le->cargv);
+    size_t k = 0;
+    if (shell) {
+        le->cargv[k++] = ut_xstrdup("/bin/sh");
+        le->cargv[k++] = ut_xstrdup("-c");
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *a = resolve_arg(json_array_get(argv, i), err, sizeof err);
+        if (!a)
+            goto fail;
+        le->cargv[k++] = a;
+    }
+    json_t *extra = json_object_get(args, "env");
+    if (json_is_object(extra) && json_object_size(extra)) {
+        le->cenv = build_env(extra, err, sizeof err);
+        if (!le->cenv)
+            goto fail;
+    }
+    int64_t timeout = pr_int(args, "timeout_ms", 0);
+    int64_t left = r->step_deadline_mono ? r->step_deadline_mono - ut_mono_ms() : 0;
+    if (r->step_deadline_mono && (timeout <= 0 || timeout > left))
+        timeout = left > 1 ? left : 1; /* a command never outlives its step */
+    json_t *jstdin = json_object_get(args, "stdin");
+    ex_spec spec = {
+        .argv = le->cargv,
+        .env = le->cenv,
+        .cwd = pr_str(args, "cwd"),
+        .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
+        .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
+        .timeout_ms = timeout,
+        .capture_limit = EXEC_CAPTURE_LIMIT,
+    };
+    ex_start(r->loop, &spec, live_exec_done, le);
+    return;
+fail:
+    json_decref(le->argv);
+    free_strv(le->cargv);
+    free_strv(le->cenv);
+    free(le);
+    fx_answer_error(c, err);
+}
+
+static void live_http(fx_call *c, json_t *args)
+{
+    (void)args;
+    fx_answer_error(c, "ctx.http: live HTTP requests are not available in this version of irp "
+                       "(drills simulate them)");
+}
+
+const fx_ops fx_live = {"live", live_exec_start, live_http};
+
+/* ---- drill --------------------------------------------------------------- */
+
+/* The step's simulated outcome for one kind of effect: drill.<kind> when
+ * present, else the drill table itself. */
+static json_t *drill_table(fx_call *c, const char *kind)
+{
+    json_t *def = eng_step_def(c->run, c->step);
+    json_t *drill = def ? json_object_get(def, "drill") : NULL;
+    if (!json_is_object(drill))
+        return NULL;
+    json_t *specific = json_object_get(drill, kind);
+    return json_is_object(specific) ? specific : drill;
+}
+
+static json_t *string_or(json_t *v, const char *fallback)
+{
+    if (json_is_string(v))
+        return json_incref(v);
+    if (v && !json_is_null(v)) {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_t *s = json_string(text ? text : fallback);
+        free(text);
+        return s;
+    }
+    return json_string(fallback);
+}
+
+static void drill_exec(fx_call *c, json_t *args)
+{
+    json_t *argv = json_object_get(args, "argv");
+    json_t *sim = drill_table(c, "exec");
+    if (!sim)
+        tm_line(TM_YELLOW, "      ! no drill outcome for this step: simulating success with empty output");
+    json_t *reply = json_object();
+    json_t *code = sim ? json_object_get(sim, "code") : NULL;
+    json_object_set_new(reply, "code", json_integer(json_is_integer(code) ? json_integer_value(code) : 0));
+    json_object_set_new(reply, "signal", json_null());
+    json_object_set_new(reply, "stdout", string_or(sim ? json_object_get(sim, "stdout") : NULL, ""));
+    json_object_set_new(reply, "stderr", string_or(sim ? json_object_get(sim, "stderr") : NULL, ""));
+    json_object_set_new(reply, "stdout_truncated", json_false());
+    json_object_set_new(reply, "stderr_truncated", json_false());
+    json_object_set_new(reply, "timed_out", json_false());
+    json_object_set_new(reply, "duration_ms", json_integer(0));
+    json_object_set_new(reply, "simulated", json_true());
+    journal_exec(c, json_is_array(argv) ? argv : json_array(), reply, 1);
+    fx_answer_ok(c, reply);
+}
+
+static void drill_http(fx_call *c, json_t *args)
+{
+    json_t *sim = drill_table(c, "http");
+    json_t *reply = json_object();
+    json_t *status = sim ? json_object_get(sim, "status") : NULL;
+    json_object_set_new(reply, "status", json_integer(json_is_integer(status) ? json_integer_value(status) : 200));
+    json_t *hdrs = sim ? json_object_get(sim, "headers") : NULL;
+    json_object_set_new(reply, "headers", json_is_object(hdrs) ? json_deep_copy(hdrs) : json_object());
+    json_t *body = sim ? json_object_get(sim, "body") : NULL;
+    json_t *js = sim ? json_object_get(sim, "json") : NULL;
+    json_object_set_new(reply, "body", string_or(body ? body : js, ""));
+    json_object_set_new(reply, "simulated", json_true());
+    const char *method = pr_str(args, "method");
+    json_t *url = json_object_get(args, "url");
+    const char *shown = json_is_string(url) ? json_string_value(url) : "<secret url>";
+    eng_record(c->run, "step.http", c->step, NULL,
+               json_pack("{s:s, s:s, s:O, s:b}", "method", method ? method : "GET", "url", shown,
+                         "status", json_object_get(reply, "status"), "simulated", 1));
+    tm_line(TM_DIM, "      %s %s -> %lld  (simulated)", method ? method : "GET", shown,
+            pr_int(reply, "status", 0));
+    fx_answer_ok(c, reply);
+}
+
+const fx_ops fx_drill = {"drill", drill_exec, drill_http};

@@ -1,0 +1,117 @@
+/*
+ * prompt.c — the operator's answers to manual steps and approvals. At any
+ * prompt "note: text" journals an operator note and asks again; "?" shows
+ * the choices. With --yes every manual step is answered "done" and every
+ * approval "granted", journaled as such.
+ */
+#include "engine.h"
+#include "term.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Splits "word: note" into a lower-cased word and a note (may be NULL). */
+static void split_answer(char *line, char **word, char **note)
+{
+    char *colon = strchr(line, ':');
+    *note = NULL;
+    if (colon) {
+        *colon = '\0';
+        char *n = colon + 1;
+        while (*n == ' ')
+            n++;
+        if (*n)
+            *note = n;
+    }
+    size_t len = strlen(line);
+    while (len > 0 && line[len - 1] == ' ')
+        line[--len] = '\0';
+    for (char *p = line; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    *word = line;
+}
+
+static int one_of(const char *word, const char *const *choices)
+{
+    for (size_t i = 0; choices[i]; i++)
+        if (strcmp(word, choices[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads answers until one is understood. Returns the index of the matched
+ * group, -1 at end of input, -2 when interrupted. */
+static int read_choice(eng_run *r, const char *step, const char *prompt, const char *const *const *groups,
+                       const char *help, char **note_out)
+{
+    for (;;) {
+        char *line = NULL;
+        int rc = tm_prompt(r->loop, prompt, &line, &r->interrupted);
+        if (rc < 0)
+            return rc;
+        char *word, *note;
+        split_answer(line, &word, &note);
+        if (strcmp(word, "note") == 0) {
+            if (note)
+                eng_record(r, "operator.note", step, r->operator_name, json_pack("{s:s}", "note", note));
+            tm_line(TM_DIM, "      noted.");
+            free(line);
+            continue;
+        }
+        for (int g = 0; groups[g]; g++)
+            if (one_of(word, groups[g])) {
+                *note_out = note ? ut_xstrdup(note) : NULL;
+                free(line);
+                return g;
+            }
+        tm_line(TM_YELLOW, "      %s%s%s", *word ? "did not understand '" : "", *word ? word : "",
+                *word ? "'. " : "");
+        tm_line(TM_YELLOW, "      %s", help);
+        free(line);
+    }
+}
+
+eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
+{
+    *note = NULL;
+    if (r->opt->yes) {
+        tm_line(TM_DIM, "      answered done (--yes)");
+        return ANSWER_DONE;
+    }
+    static const char *const done[] = {"done", "d", "ok", "yes", "y", NULL};
+    static const char *const failed[] = {"failed", "fail", "f", NULL};
+    static const char *const skip[] = {"skip", "s", NULL};
+    static const char *const *const groups[] = {done, failed, skip, NULL};
+    int g = read_choice(r, step, "      done / failed / skip (\": note\" to add a note) >", groups,
+                        "answer done, failed or skip, optionally followed by ': a note'; 'note: text' "
+                        "records a note",
+                        note);
+    if (g == -1)
+        return ANSWER_EOF;
+    if (g == -2)
+        return ANSWER_STOPPED;
+    return g == 0 ? ANSWER_DONE : g == 1 ? ANSWER_FAILED : ANSWER_SKIP;
+}
+
+int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note)
+{
+    *note = NULL;
+    if (r->opt->yes) {
+        tm_line(TM_DIM, "      approval granted (--yes)");
+        return 1;
+    }
+    static const char *const approve[] = {"approve", "approved", "a", "yes", "y", "grant", NULL};
+    static const char *const deny[] = {"deny", "denied", "no", "n", "reject", NULL};
+    static const char *const *const groups[] = {approve, deny, NULL};
+    char *prompt = ut_xasprintf("      approval needed from %s: approve / deny >", role);
+    int g = read_choice(r, step, prompt, groups,
+                        "answer approve or deny, optionally followed by ': a note' (who approved, why)",
+                        note);
+    free(prompt);
+    if (g < 0)
+        return g;
+    return g == 0 ? 1 : 0;
+}

@@ -1,0 +1,234 @@
+/*
+ * term.c — the operator's terminal: styled lines and prompts. Prompts read
+ * stdin through a uv_poll watcher (terminal, pipe) so escalation timers and
+ * child processes carry on while a person thinks; a regular file or
+ * /dev/null on stdin is read directly (it never blocks).
+ * See include/term.h.
+ */
+#include "term.h"
+#include "secrets.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int use_color;
+static int drill_mode;
+static ut_buf pending;      /* bytes read from stdin not yet consumed */
+static int stdin_eof;
+static uv_poll_t stdin_poll;
+static int poll_init;
+static int poll_failed;
+
+void tm_init(int drill)
+{
+    drill_mode = drill;
+    const char *no_color = getenv("NO_COLOR");
+    const char *term = getenv("TERM");
+    use_color = isatty(1) && !(no_color && *no_color) && !(term && strcmp(term, "dumb") == 0);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int tm_color(void)
+{
+    return use_color;
+}
+
+int tm_interactive(void)
+{
+    return isatty(0);
+}
+
+static const char *style_code(tm_style s)
+{
+    switch (s) {
+    case TM_BOLD: return "\033[1m";
+    case TM_DIM: return "\033[2m";
+    case TM_RED: return "\033[1;31m";
+    case TM_GREEN: return "\033[32m";
+    case TM_YELLOW: return "\033[1;33m";
+    case TM_BLUE: return "\033[34m";
+    case TM_MAGENTA: return "\033[1;35m";
+    case TM_CYAN: return "\033[36m";
+    default: return "";
+    }
+}
+
+static void emit(FILE *f, tm_style style, const char *text)
+{
+    size_t n;
+    char *safe = sec_redact(text, strlen(text), &n);
+    const char *mark = drill_mode ? "[DRILL] " : "";
+    if (use_color && f == stdout) {
+        if (drill_mode)
+            fprintf(f, "\033[1;35m[DRILL]\033[0m ");
+        if (style != TM_PLAIN)
+            fprintf(f, "%s%s\033[0m\n", style_code(style), safe);
+        else
+            fprintf(f, "%s\n", safe);
+    } else {
+        fprintf(f, "%s%s\n", f == stdout ? mark : "", safe);
+    }
+    free(safe);
+}
+
+void tm_line(tm_style style, const char *fmt, ...)
+{
+    ut_buf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    ut_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    emit(stdout, style, b.data ? b.data : "");
+    ut_buf_free(&b);
+}
+
+void tm_block(int indent, tm_style style, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        ut_buf b = {0};
+        ut_buf_printf(&b, "%*s", indent, "");
+        ut_buf_append(&b, p, n);
+        emit(stdout, style, b.data);
+        ut_buf_free(&b);
+        p += n;
+        if (*p == '\n')
+            p++;
+    }
+}
+
+void tm_error(const char *fmt, ...)
+{
+    ut_buf b = {0};
+    ut_buf_puts(&b, "irp: ");
+    va_list ap;
+    va_start(ap, fmt);
+    ut_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    emit(stderr, TM_PLAIN, b.data);
+    ut_buf_free(&b);
+}
+
+void tm_warn(const char *fmt, ...)
+{
+    ut_buf b = {0};
+    ut_buf_puts(&b, "irp: warning: ");
+    va_list ap;
+    va_start(ap, fmt);
+    ut_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    emit(stderr, TM_PLAIN, b.data);
+    ut_buf_free(&b);
+}
+
+/* Takes one whole line out of `pending`, if there is one. */
+static char *take_line(int at_eof)
+{
+    char *nl = pending.len ? memchr(pending.data, '\n', pending.len) : NULL;
+    size_t n;
+    if (nl)
+        n = (size_t)(nl - pending.data);
+    else if (at_eof && pending.len)
+        n = pending.len;
+    else
+        return NULL;
+    size_t start = 0, end = n;
+    while (start < end && (pending.data[start] == ' ' || pending.data[start] == '\t'))
+        start++;
+    while (end > start && (pending.data[end - 1] == ' ' || pending.data[end - 1] == '\t' ||
+                           pending.data[end - 1] == '\r'))
+        end--;
+    char *line = ut_xmalloc(end - start + 1);
+    memcpy(line, pending.data + start, end - start);
+    line[end - start] = '\0';
+    size_t consumed = nl ? n + 1 : n;
+    memmove(pending.data, pending.data + consumed, pending.len - consumed);
+    pending.len -= consumed;
+    pending.data[pending.len] = '\0';
+    return line;
+}
+
+static void read_some(void)
+{
+    char chunk[4096];
+    ssize_t got = read(0, chunk, sizeof chunk);
+    if (got > 0)
+        ut_buf_append(&pending, chunk, (size_t)got);
+    else if (got == 0 || (errno != EINTR && errno != EAGAIN))
+        stdin_eof = 1;
+}
+
+static void on_stdin(uv_poll_t *h, int status, int events)
+{
+    (void)h;
+    (void)events;
+    if (status < 0) {
+        stdin_eof = 1;
+        return;
+    }
+    read_some();
+}
+
+int tm_prompt(uv_loop_t *loop, const char *prompt, char **line, volatile int *stop)
+{
+    *line = NULL;
+    char *safe = sec_redact(prompt, strlen(prompt), NULL);
+    if (use_color)
+        printf("%s\033[1;36m%s\033[0m ", drill_mode ? "\033[1;35m[DRILL]\033[0m " : "", safe);
+    else
+        printf("%s%s ", drill_mode ? "[DRILL] " : "", safe);
+    free(safe);
+    fflush(stdout);
+
+    struct stat st;
+    int direct = fstat(0, &st) == 0 && (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) && !isatty(0);
+    for (;;) {
+        char *got = take_line(stdin_eof);
+        if (got) {
+            if (!isatty(0))
+                printf("%s\n", got); /* echo scripted answers so the transcript reads right */
+            *line = got;
+            return 0;
+        }
+        if (stdin_eof) {
+            printf("\n");
+            return -1;
+        }
+        if (stop && *stop) {
+            printf("\n");
+            return -2;
+        }
+        if (direct || poll_failed) {
+            read_some();
+            continue;
+        }
+        if (!poll_init) {
+            if (uv_poll_init(loop, &stdin_poll, 0) < 0) {
+                poll_failed = 1;
+                continue;
+            }
+            poll_init = 1;
+        }
+        uv_poll_start(&stdin_poll, UV_READABLE, on_stdin);
+        uv_run(loop, UV_RUN_ONCE);
+        uv_poll_stop(&stdin_poll);
+    }
+}
+
+void tm_shutdown(void)
+{
+    if (poll_init) {
+        uv_close((uv_handle_t *)&stdin_poll, NULL);
+        poll_init = 0;
+    }
+    ut_buf_free(&pending);
+}

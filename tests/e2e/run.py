@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Runs irp's end-to-end tests against $IRP (default ./irp). Arguments
+filter tests by name. Prints 'N passed, N failed'."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_abuse  # noqa: E402
+import test_cli  # noqa: E402
+import test_engine  # noqa: E402
+import test_loader  # noqa: E402
+
+sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse]))

@@ -1,0 +1,211 @@
+"""Abuse tests: every limit of the sandbox and the supervisor. Each hostile
+step must fail with a reason naming the cause, within its timeout plus one
+second, while the runner and the journal carry on (the next step runs)."""
+import os
+import signal
+import subprocess
+import time
+from harness import check, no_process_with, SLACK, IRP
+
+
+def hostile(env, body, timeout="1s", extra_steps=""):
+    """A playbook whose first step is hostile and whose second must still run."""
+    return env.playbook('''
+        step "evil" { timeout = "%s", on_failure = "continue",
+          run = function(ctx)
+%s
+          end },
+        step "after" { run = function(ctx) return { evil = ctx.steps.evil.status } end },
+%s
+    ''' % (timeout, body, extra_steps))
+
+
+def assert_contained(env, r, reason_has, max_seconds=None, kind=None):
+    check(r.code == 0, "the run goes on after the hostile step", r)
+    failed = env.record("step.failed", "evil")["data"]
+    check(any(s.lower() in failed["reason"].lower() for s in reason_has),
+          "reason %r should mention one of %r" % (failed["reason"], reason_has), r)
+    if kind:
+        check(failed.get("kind") == kind, "kind %r, expected %r" % (failed.get("kind"), kind))
+    check(env.record("step.succeeded", "after")["data"]["result"] == {"evil": "failed"}, "next step ran")
+    if max_seconds is not None:
+        check(failed["duration_ms"] <= max_seconds * 1000 * SLACK,
+              "ended in %d ms, limit %.1f s" % (failed["duration_ms"], max_seconds))
+    env.journal()  # every line valid JSON
+
+
+def test_endless_loop(env):
+    r = env.run(hostile(env, "while true do end"))
+    assert_contained(env, r, ["timed out"], 2.0, "timeout")
+
+
+def test_endless_loop_under_pcall(env):
+    r = env.run(hostile(env, "while true do pcall(function() while true do end end) end"))
+    assert_contained(env, r, ["timed out"], 2.0, "timeout")
+
+
+def test_endless_loop_under_xpcall_with_looping_handler(env):
+    r = env.run(hostile(env, '''
+        while true do xpcall(function() while true do end end, function(e) while true do end end) end'''))
+    assert_contained(env, r, ["timed out"], 2.0)
+
+
+def test_endless_loop_in_coroutine(env):
+    r = env.run(hostile(env, '''
+        local co = coroutine.create(function() while true do end end)
+        while true do coroutine.resume(co) end'''))
+    assert_contained(env, r, ["timed out"], 2.0)
+
+
+def test_endless_loop_in_coroutine_wrap_swallowing(env):
+    r = env.run(hostile(env, '''
+        while true do
+          local f = coroutine.wrap(function() while true do pcall(function() while true do end end) end end)
+          pcall(f)
+        end'''))
+    assert_contained(env, r, ["timed out"], 2.0)
+
+
+def test_memory_bomb(env):
+    r = env.run(hostile(env, "local t = {} for i = 1, 1e12 do t[i] = string.rep('x', 1000) .. i end",
+                        timeout="30s"), "--memory", "64M")
+    assert_contained(env, r, ["memory"], None, "memory")
+
+
+def test_string_rep_terabyte(env):
+    r = env.run(hostile(env, 'local s = string.rep("x", 1 << 40) return #s'))
+    assert_contained(env, r, ["memory", "too large"])
+
+
+def test_unbounded_recursion(env):
+    r = env.run(hostile(env, "local function f(n) return 1 + f(n + 1) end return f(1)", timeout="10s"))
+    assert_contained(env, r, ["stack overflow", "memory"])
+
+
+def test_error_objects_that_are_not_strings(env):
+    for body, expect in [
+        ("error({ code = 42 })", "table"),
+        ("error(nil)", "nil"),
+        ("error(setmetatable({}, { __tostring = function() return 'custom message' end }))", "custom message"),
+        ("error(setmetatable({}, { __tostring = function() error('tostring bomb') end }))", "table"),
+        ("error(setmetatable({}, { __tostring = function() while true do end end }))", "time"),
+    ]:
+        env.close()
+        env.__init__()
+        r = env.run(hostile(env, body))
+        assert_contained(env, r, [expect])
+
+
+def test_binary_chunk_refused(env):
+    r = env.run(hostile(env, '''
+        local f = load(string.char(27) .. "LuaT" .. string.rep("\\0", 40))
+        if f then f() end
+        error("binary chunk loaded: " .. tostring(f))'''))
+    check(r.code == 0, "run goes on", r)
+    reason = env.record("step.failed", "evil")["data"]["reason"]
+    check("binary chunk loaded: nil" in reason, "load returned nil for a binary chunk: %s" % reason)
+
+
+def test_string_dump_is_gone(env):
+    r = env.run(hostile(env, 'return ("").dump(function() end)'))
+    assert_contained(env, r, ["dump"])
+
+
+def test_os_exit_cannot_fake_success(env):
+    r = env.run(hostile(env, "os.exit(0)"))
+    assert_contained(env, r, ["exit"])
+
+
+def test_io_open_and_os_execute_absent(env):
+    r = env.run(hostile(env, 'io.open("/etc/passwd")'))
+    assert_contained(env, r, ["io"])
+    env.close(); env.__init__()
+    r = env.run(hostile(env, 'os.execute("touch /tmp/irp-pwned")'))
+    assert_contained(env, r, ["execute"])
+    check(not os.path.exists("/tmp/irp-pwned"), "os.execute ran")
+
+
+def test_pattern_search_inside_c_is_killed(env):
+    r = env.run(hostile(env, 'return string.find(string.rep("a", 40000), ".-.-.-.-.-b")'))
+    assert_contained(env, r, ["timed out", "killed"], 2.0, "timeout")
+
+
+def test_thirty_megabyte_log_message(env):
+    r = env.run(hostile(env, 'ctx.log(string.rep("y", 30 * 1024 * 1024)) error("logged")', timeout="20s"))
+    assert_contained(env, r, ["logged"])
+    logs = [x for x in env.journal() if x["type"] == "step.log"]
+    check(logs and logs[0]["data"].get("truncated") is True, "log truncated flag")
+    check(len(logs[0]["data"]["msg"]) <= 70000, "log bounded: %d" % len(logs[0]["data"]["msg"]))
+    check(os.path.getsize(env.journal_path()) < 1 << 20, "journal stays small")
+
+
+def test_results_with_function_cycle_nan(env):
+    for body, expect in [
+        ("return { cb = function() end }", "function"),
+        ("local t = {} t.self = t return t", "cycle"),
+        ("return { x = 0/0 }", "nan"),
+        ("return { x = math.huge }", "inf"),
+    ]:
+        env.close()
+        env.__init__()
+        r = env.run(hostile(env, body))
+        assert_contained(env, r, [expect])
+        check(env.record("step.failed", "evil")["data"]["kind"] == "result", "kind result")
+
+
+def test_exec_timeout_leaves_no_process(env):
+    marker = "irp-e2e-marker-%d" % os.getpid()
+    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "sleep 300 & sleep 301; echo %s" }' % marker,
+                        timeout="1s"))
+    assert_contained(env, r, ["timed out", "time"], 2.5)
+    time.sleep(0.2)
+    check(no_process_with(marker) and no_process_with("sleep 301"), "children were killed")
+
+
+def test_worker_crash_fails_step_not_run(env):
+    # Exhaust the C stack through a metamethod chain inside C: a real crash
+    # is hard to provoke from Lua, so this kills the worker from outside.
+    r = env.run(hostile(env, '''
+        ctx.exec{ "sh", "-c", "kill -9 $PPID 2>/dev/null; pkill -9 -f 'irp __worker' ; sleep 2", check = false }
+        while true do end'''))
+    check(r.code == 0, "run survives the worker's death", r)
+    check(env.record("step.succeeded", "after"), "a fresh worker ran the next step")
+
+
+def test_sigint_interrupts_and_records(env):
+    pb = hostile(env, 'ctx.exec{ "sleep", "30" }', timeout="60s")
+    p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state,
+                          "--run-id", "r1"], cwd=env.dir, env=env.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0 * SLACK)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    check(p.returncode == 130, "SIGINT exits 130, got %s\n%s\n%s" % (p.returncode, out, err))
+    check(env.events()[-1] == "run.interrupted", "run.interrupted recorded: %r" % env.events())
+    check(no_process_with("sleep 30"), "the step's child was stopped")
+
+
+def test_secret_never_leaks(env):
+    canary = "canary-SECRET-value-9f8e7d"
+    pb = env.playbook('''
+        step "use" { run = function(ctx)
+            local s = ctx.secret("IRP_TEST_TOKEN")
+            local r = ctx.exec{ "echo", s }
+            ctx.log("handle is " .. tostring(s))
+            return { out = r.stdout, shown = tostring(s) }
+          end },
+        step "concat" { on_failure = "continue", run = function(ctx) return "x" .. ctx.secret("IRP_TEST_TOKEN") end },
+        step "fail" { on_failure = "continue", run = function(ctx) error(ctx.secret("IRP_TEST_TOKEN")) end },
+    ''')
+    r = env.run(pb, env={"IRP_TEST_TOKEN": canary})
+    check(r.code == 0, "ok", r)
+    check(canary not in r.out and canary not in r.err, "secret on screen", r)
+    with open(env.journal_path()) as f:
+        check(canary not in f.read(), "secret in the journal")
+    res = env.record("step.succeeded", "use")["data"]["result"]
+    check(res["shown"] == "<secret IRP_TEST_TOKEN>", "tostring of a handle: %r" % res)
+    check("[secret IRP_TEST_TOKEN]" in res["out"], "exec output redacted: %r" % res)
+    for root, _, files in os.walk(env.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                check(canary.encode() not in f.read(), "secret on disk in %s" % name)

@@ -1,0 +1,183 @@
+"""End-to-end tests of irp run/drill: the step engine, manual steps,
+approvals, retries, on_failure, templates and results between steps."""
+import os
+from harness import check
+
+
+def test_exec_results_flow_between_steps(env):
+    pb = env.playbook('''
+        step "hello" { phase = "detection", title = "Say hello to {{host}}",
+          run = function(ctx)
+            local r = ctx.exec{ "echo", "hello", ctx.vars.host }
+            return { said = r.stdout, code = r.code }
+          end },
+        step "read" { phase = "detection",
+          run = function(ctx)
+            local prev = ctx.steps.hello.result
+            ctx.log("previous said: " .. prev.said)
+            return { len = #prev.said, status = ctx.steps.hello.status }
+          end },
+    ''', header='''
+        phases = { "detection" },
+        inputs = { host = { required = true, doc = "the host" } },
+    ''')
+    r = env.run(pb, "-v", "host=web-07")
+    check(r.code == 0, "run should succeed", r)
+    check("Say hello to web-07" in r.out, "title template rendered", r)
+    j = env.journal()
+    types = [x["type"] for x in j]
+    check(types[0] == "run.started" and types[-1] == "run.finished", "first/last events: %s" % types)
+    check(env.record("run.finished")["data"]["status"] == "succeeded", "status succeeded")
+    check(env.record("step.succeeded", "hello")["data"]["result"]["said"] == "hello web-07\n", "result")
+    res = env.record("step.succeeded", "read")["data"]["result"]
+    check(res == {"len": 13, "status": "succeeded"}, "ctx.steps visible: %r" % res)
+    check(env.record("step.exec", "hello")["data"]["code"] == 0, "exec journaled")
+    check([x["seq"] for x in j] == list(range(1, len(j) + 1)), "seq numbers")
+    check(all(x["run"] == "r1" and x["mode"] == "live" for x in j), "run id and mode on every record")
+
+
+def test_manual_step_answers_from_stdin(env):
+    pb = env.playbook('''
+        step "look" { title = "Look at the console", manual = "Open the EDR console for {{host}}." },
+        step "skipme" { manual = "Optional check" },
+        step "after" { run = function(ctx) return { seen = ctx.steps.look.status } end },
+    ''', header='inputs = { host = { default = "web-01" } }')
+    r = env.run(pb, stdin="note: started looking\ndone: 412 renamed files\nskip: not needed\n")
+    check(r.code == 0, "run succeeds", r)
+    check("Open the EDR console for web-01." in r.out, "manual text templated", r)
+    a = env.record("manual.answered", "look")["data"]
+    check(a["answer"] == "done" and a["note"] == "412 renamed files", "answer and note: %r" % a)
+    check(env.record("operator.note", "look")["data"]["note"] == "started looking", "operator note")
+    check(env.record("step.skipped", "skipme"), "skipped")
+    check(env.record("step.succeeded", "after")["data"]["result"]["seen"] == "succeeded", "status")
+
+
+def test_manual_failed_aborts_run(env):
+    pb = env.playbook('''
+        step "m" { manual = "Do the thing" },
+        step "never" { run = function(ctx) return 1 end },
+    ''')
+    r = env.run(pb, stdin="failed: console down\n")
+    check(r.code == 1, "a failed manual step aborts by default: exit 1", r)
+    check("never" not in [x.get("step") for x in env.journal()], "later step never started")
+    check(env.record("run.finished")["data"]["status"] == "failed", "run failed")
+
+
+def test_no_answer_interrupts_resumably(env):
+    pb = env.playbook('step "m" { manual = "Do the thing" },')
+    r = env.run(pb, stdin="")
+    check(r.code == 75, "input ended before an answer: exit 75 (resumable)", r)
+    check(env.events()[-1] == "run.interrupted", "run.interrupted recorded")
+
+
+def test_approval_granted_denied_and_yes(env):
+    pb = env.playbook('''
+        step "isolate" { approval = "incident-commander", run = function(ctx) return "isolated" end },
+        step "wipe" { approval = "cso", run = function(ctx) return "wiped" end },
+    ''')
+    r = env.run(pb, stdin="approve: alice on the bridge\ndeny: not yet\n")
+    check(r.code == 0, "denied approval skips the step, run goes on", r)
+    check(env.record("approval.granted", "isolate")["data"]["note"] == "alice on the bridge", "note")
+    check(env.record("approval.denied", "wipe"), "denied")
+    check(env.record("step.skipped", "wipe")["data"]["reason"] == "approval denied", "skipped")
+    r = env.irp("run", pb, "--state-dir", env.state, "--run-id", "r2", "--yes")
+    check(r.code == 0, "--yes", r)
+    check(env.record("approval.granted", "wipe", run="r2")["data"]["via"] == "--yes", "--yes journaled")
+
+
+def test_retries_with_backoff_then_success(env):
+    counter = os.path.join(env.dir, "count")
+    pb = env.playbook('''
+        step "flaky" { retries = 3, backoff = "100ms",
+          run = function(ctx)
+            local r = ctx.exec{ "sh", "-c", "n=$(cat %s 2>/dev/null || echo 0); n=$((n+1)); echo $n > %s; [ $n -ge 3 ]", check = false }
+            if r.code ~= 0 then ctx.fail("not yet (attempt " .. ctx.attempt .. ")") end
+            return "ok on attempt " .. ctx.attempt
+          end },
+    ''' % (counter, counter))
+    r = env.run(pb)
+    check(r.code == 0, "third attempt succeeds", r)
+    retried = [x for x in env.journal() if x["type"] == "step.retried"]
+    check(len(retried) == 2, "two retries: %r" % retried)
+    check(retried[0]["data"]["kind"] == "fail" and "not yet" in retried[0]["data"]["reason"], "reason")
+    check(all(30 <= x["data"]["delay_ms"] <= 1000 for x in retried), "backoff with jitter")
+    check(env.record("step.succeeded", "flaky")["data"]["result"] == "ok on attempt 3", "result")
+
+
+def test_on_failure_continue_escalate_and_jump(env):
+    pb = env.playbook('''
+        step "a" { on_failure = "continue", run = function(ctx) error("a breaks") end },
+        step "b" { on_failure = "escalate", run = function(ctx) ctx.fail("b cannot") end },
+        step "c" { on_failure = "restore", run = function(ctx) ctx.fail("c cannot") end },
+        step "skipped-by-jump" { run = function(ctx) return "should not run" end },
+        step "restore" { run = function(ctx) return { a = ctx.steps.a.status, c = ctx.steps.c.status } end },
+    ''', header='escalation = { { notify = { "chat" } }, { after = "1h", notify = { "pager" } } }')
+    r = env.run(pb)
+    check(r.code == 0, "continue/escalate/jump never abort", r)
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    check([x["data"]["tier"] for x in esc] == [1, 2], "tier 1 at start, tier 2 on failure: %r" % esc)
+    check(esc[1]["data"]["targets"] == ["pager"], "targets of tier 2")
+    check("skipped-by-jump" not in [x.get("step") for x in env.journal()], "jump skipped a step")
+    res = env.record("step.succeeded", "restore")["data"]["result"]
+    check(res == {"a": "failed", "c": "failed"}, "failed status visible: %r" % res)
+    check("a breaks" in env.record("step.failed", "a")["data"]["reason"], "reason recorded")
+
+
+def test_when_condition_skips(env):
+    pb = env.playbook('''
+        step "maybe" { when = function(ctx) return ctx.vars.mode == "full" end,
+          run = function(ctx) return 1 end },
+        step "never" { when = false, run = function(ctx) return 1 end },
+        step "always" { run = function(ctx) return { maybe = ctx.steps.maybe.status } end },
+    ''', header='inputs = { mode = { default = "quick" } }')
+    r = env.run(pb)
+    check(r.code == 0, "ok", r)
+    check(env.record("step.skipped", "maybe") and env.record("step.skipped", "never"), "skipped")
+    check(env.record("step.succeeded", "always")["data"]["result"]["maybe"] == "skipped", "status")
+
+
+def test_drill_simulates_exec(env):
+    marker = os.path.join(env.dir, "must-not-exist")
+    pb = env.playbook('''
+        step "isolate" { approval = "ic",
+          run = function(ctx)
+            local r = ctx.exec{ "touch", "%s" }
+            return { job = r.stdout, drill = ctx.drill }
+          end,
+          drill = { stdout = "isolation job 42 queued" } },
+        step "m" { manual = "call legal" },
+    ''' % marker)
+    r = env.drill(pb, "--yes")
+    check(r.code == 0, "drill ok", r)
+    check(not os.path.exists(marker), "no command ran in the drill")
+    check(env.record("step.succeeded", "isolate")["data"]["result"] == {"job": "isolation job 42 queued", "drill": True}, "simulated")
+    check(env.record("step.exec", "isolate")["data"]["simulated"] is True, "journaled as simulated")
+    check(all(x["mode"] == "drill" for x in env.journal()), "mode drill")
+    check("[DRILL]" in r.out, "DRILL banner", r)
+
+
+def test_exec_nonzero_fails_step_unless_check_false(env):
+    pb = env.playbook('''
+        step "strict" { on_failure = "continue", run = function(ctx) ctx.exec{ "sh", "-c", "echo boom >&2; exit 3" } end },
+        step "lenient" { run = function(ctx) return ctx.exec{ "sh", "-c", "exit 4", check = false }.code end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "ok", r)
+    reason = env.record("step.failed", "strict")["data"]["reason"]
+    check("code 3" in reason and "boom" in reason, "names the exit code and stderr: %s" % reason)
+    check(env.record("step.succeeded", "lenient")["data"]["result"] == 4, "check=false returns the code")
+
+
+def test_exec_stdin_env_and_output_bound(env):
+    pb = env.playbook('''
+        step "s" { run = function(ctx)
+            local a = ctx.exec{ "cat", stdin = "from stdin" }
+            local b = ctx.exec{ "sh", "-c", "echo $IRP_T", env = { IRP_T = "envval" } }
+            local c = ctx.exec{ "head", "-c", "3000000", "/dev/zero" }
+            return { a = a.stdout, b = b.stdout, clen = #c.stdout, ctrunc = c.stdout_truncated }
+          end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "ok", r)
+    res = env.record("step.succeeded", "s")["data"]["result"]
+    check(res == {"a": "from stdin", "b": "envval\n", "clen": 1048576, "ctrunc": True}, "%r" % res)
