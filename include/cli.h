@@ -15,6 +15,9 @@ int cli_list(int argc, char **argv);
 int cli_show(int argc, char **argv);
 /* Commands that read the record (cli_record.c). */
 int cli_verify(int argc, char **argv);
+/* Where runs stand, and a run's timeline (cli_runs.c). */
+int cli_status(int argc, char **argv);
+int cli_log(int argc, char **argv);
 
 /* 1 when arg is -h or --help. */
 int cli_is_help(const char *arg);

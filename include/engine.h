@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "journal.h"
+#include "notify.h"
 #include "supworker.h"
 
 typedef struct eng_options {
@@ -29,6 +30,16 @@ typedef struct eng_options {
     int yes;                  /* answer every manual step done, every approval granted */
     double speed;             /* drill clock speed (>= 1) */
     int64_t memory;           /* Lua memory cap, bytes */
+    /* Resume (filled by rs_load from the journal; NULL/0 for a new run). */
+    const char *resume;       /* run id being resumed */
+    json_t *resume_state;     /* {step id: {"status","result"}} of finished steps */
+    const char *in_flight;    /* step started but without an outcome, or NULL */
+    const char *in_flight_answer; /* --in-flight retry|skip|done, or NULL */
+    const char *resume_sha256;    /* the playbook's hash when the run started */
+    json_t *resume_steps;     /* step ids when the run started */
+    int resume_tier;          /* escalation tier reached before */
+    int64_t resume_elapsed_ms;/* run time before the resume */
+    int force;                /* resume even though the playbook changed */
 } eng_options;
 
 typedef struct eng_run eng_run;
@@ -72,8 +83,10 @@ struct eng_run {
     json_t *current_def;      /* its outline entry */
     int64_t step_deadline_mono; /* soft deadline of the running step */
     int escalation_tier;      /* highest tier triggered so far */
+    json_t *breached;         /* {objective: run ms when breached} */
     uv_timer_t escalation_timer;
     int escalation_timer_init;
+    nt_service *notify;       /* notifiers and the outbox (notify.h) */
     volatile int interrupted; /* SIGINT/SIGTERM count */
     int interrupt_signal;
     int journal_failed;
@@ -95,6 +108,15 @@ void eng_record(eng_run *r, const char *type, const char *step, const char *acto
 /* Makes the journal durable before a side effect; 0 or -1 (run must stop). */
 int eng_barrier(eng_run *r);
 
+/* Internal to the engine (engine.c, engine_step.c). */
+enum eng_outcome { OUT_SUCCEEDED, OUT_FAILED, OUT_SKIPPED, OUT_STOPPED, OUT_NO_ANSWER, OUT_FATAL };
+/* Runs step `index` of `total`; *reason (malloc'd) says why it failed. */
+enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char **last_phase, char **reason);
+/* Records a step's outcome in the run state and tells the worker. */
+void eng_set_state(eng_run *r, const char *id, const char *status, json_t *result);
+/* Replaces a dead worker with a fresh one that knows every recorded result. */
+int eng_restart_worker(eng_run *r);
+
 /* Handles the worker's calls (calls.c). */
 void eng_on_call(sw_worker *w, long long call_id, const char *fn, json_t *args, void *data);
 /* Answers a call and frees it. */
@@ -111,8 +133,15 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
 /* Starts the timers of tiers with "after". */
 void eng_escalation_start(eng_run *r);
 void eng_escalation_stop(eng_run *r);
+/* While an operator is asked about a step whose `timeout` is set: every
+ * time that much (run) time passes without an answer, escalate one tier.
+ * Returns a handle for eng_wait_escalation_stop (NULL when no timeout). */
+void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what);
+void eng_wait_escalation_stop(void *handle);
 /* Delivers one notification (journaled notify.queued / notify.sent). */
 void eng_notify(eng_run *r, const char *target, const char *msg, json_t *fields, const char *step);
+/* The notify service's event callback (escalate.c): journals every event. */
+void eng_on_notify_event(void *ctx, const char *type, const char *run_id, const char *step, json_t *data);
 
 /* Operator prompts (prompt.c). Each journals its answer. */
 typedef enum { ANSWER_DONE, ANSWER_FAILED, ANSWER_SKIP, ANSWER_EOF, ANSWER_STOPPED } eng_answer;

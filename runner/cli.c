@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 #include "engine.h"
+#include "notify.h"
+#include "resume.h"
 #include "state.h"
 #include "term.h"
 #include "util.h"
@@ -218,8 +220,18 @@ int cli_main(int argc, char **argv)
         return cli_list(argc - 1, argv + 1);
     if (!strcmp(cmd, "show"))
         return cli_show(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status"))
+        return cli_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "log"))
+        return cli_log(argc - 1, argv + 1);
+    if (!strcmp(cmd, "resume"))
+        return cli_resume(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cli_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "outbox"))
+        return cli_outbox(argc - 1, argv + 1);
+    if (!strcmp(cmd, "notify"))
+        return cli_notify(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         if (argc > 2 && cli_is_help(argv[2])) {
             cli_help("version");

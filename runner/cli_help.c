@@ -18,7 +18,11 @@ static const char *const general =
     "  irp check PLAYBOOK...                find every problem in a playbook\n"
     "  irp list [DIR]                       the playbooks in DIR (default playbooks/)\n"
     "  irp show PLAYBOOK                    its inputs, phases, steps and escalation\n"
+    "After a crash or Ctrl-C:\n"
+    "  irp resume RUN_ID                    carry on; finished steps never run again\n"
     "The record:\n"
+    "  irp status [RUN_ID]                  where each run stands\n"
+    "  irp log RUN_ID [--follow] [--json]   a run's timeline\n"
     "  irp verify RUN_ID|JOURNAL_FILE       check a run's journal is intact\n"
     "  irp version\n"
     "\n"
@@ -96,6 +100,40 @@ static const char *const verify_help =
     "Walks a run's journal: every record whole, numbered without gaps, and chained by\n"
     "SHA-256 to the one before. Exit 0 when intact; 65 naming the first bad record.\n";
 
+static const char *const resume_help =
+    "usage: irp resume RUN_ID [--in-flight retry|skip|done] [--yes] [--force] [--state-dir DIR]\n"
+    "\n"
+    "Continues a run that stopped (crash, kill, Ctrl-C, no answer) from its journal.\n"
+    "Finished steps keep their recorded results and never run again. A step that had\n"
+    "started but has no outcome is run again only if the playbook marks it\n"
+    "idempotent; otherwise you are asked whether to retry it, mark it done or skip it.\n"
+    "\n"
+    "  irp resume 20261125-031244-7f3a\n"
+    "  irp resume 20261125-031244-7f3a --in-flight done     (it did act: don't repeat)\n"
+    "\n"
+    "  --in-flight retry|skip|done  answer for the in-flight step (unattended)\n"
+    "  --yes                        answer manual steps done and approvals granted\n"
+    "  --force                      resume even though the playbook file changed\n"
+    "                               (refused otherwise: exit 65, naming what changed)\n"
+    "\n"
+    "Exit codes as for irp run; 75 when the run is locked by another irp (its pid is\n"
+    "named).\n";
+
+static const char *const status_help =
+    "usage: irp status [RUN_ID] [--state-dir DIR]\n"
+    "\n"
+    "Without RUN_ID: every run in the state directory, with its mode and state\n"
+    "(running, succeeded, failed, interrupted, stopped). With RUN_ID: the last word on\n"
+    "each step (IN FLIGHT marks a step that started and has no outcome) and how to\n"
+    "continue it.\n";
+
+static const char *const log_help =
+    "usage: irp log RUN_ID [--follow] [--json] [--state-dir DIR]\n"
+    "\n"
+    "Prints a run's journal as a timeline: time, record number, event, step, detail.\n"
+    "  --follow   keep printing new records until the run ends (like tail -f)\n"
+    "  --json     the raw JSON lines\n";
+
 static const char *const version_help = "usage: irp version\n\nPrints irp's version and its libraries'.\n";
 
 void cli_help(const char *command)
@@ -113,6 +151,12 @@ void cli_help(const char *command)
         text = list_help;
     else if (!strcmp(command, "show"))
         text = show_help;
+    else if (!strcmp(command, "status"))
+        text = status_help;
+    else if (!strcmp(command, "log"))
+        text = log_help;
+    else if (!strcmp(command, "resume"))
+        text = resume_help;
     else if (!strcmp(command, "verify"))
         text = verify_help;
     else if (!strcmp(command, "version"))

@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "journal.h"
+#include "proto.h"
 #include "state.h"
 #include "util.h"
 

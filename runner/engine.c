@@ -26,12 +26,9 @@
 
 #define LOAD_TIMEOUT_MS 5000        /* the playbook's top-level code (soft) */
 #define LOAD_HARD_MS 8000           /* ... and the kill if it is stuck in C */
-#define PREPARE_HARD_MS 8000        /* `when` and templates */
-#define HARD_GRACE_MS 500           /* hard deadline = step timeout + this */
-#define DEFAULT_STEP_TIMEOUT_MS (5 * 60 * 1000)
+#define PREPARE_HARD_MS 8000        /* record and restore requests */
 #define MAX_VISITS_PER_STEP 20      /* on_failure jumps may loop; this bounds it */
 
-enum outcome { OUT_SUCCEEDED, OUT_FAILED, OUT_SKIPPED, OUT_STOPPED, OUT_NO_ANSWER, OUT_FATAL };
 
 void eng_record(eng_run *r, const char *type, const char *step, const char *actor, json_t *data)
 {
@@ -43,9 +40,18 @@ void eng_record(eng_run *r, const char *type, const char *step, const char *acto
     }
     sec_redact_json(data);
     if (jr_append(r->jr, type, step, actor, data) < 0) {
-        r->journal_failed = 1;
-        tm_error("the journal cannot be written (%s): stopping before any further side effect",
-                 jr_error(r->jr));
+        if (jr_error(r->jr)) {
+            r->journal_failed = 1;
+            tm_error("the journal cannot be written (%s): stopping before any further side effect",
+                     jr_error(r->jr));
+        } else {
+            /* Refused without harm to the file (too large, not encodable):
+             * say so loudly and record that something was refused. */
+            tm_error("a %s record could not be journaled (%s); recording that it was refused", type,
+                     strerror(errno));
+            jr_append(r->jr, "operator.note", step, "irp",
+                      json_pack("{s:s, s:s}", "note", "a record was refused by the journal", "type", type));
+        }
     }
 }
 
@@ -156,7 +162,7 @@ static int start_worker(eng_run *r)
 }
 
 /* Replaces a dead worker with a fresh one that knows every recorded result. */
-static int restart_worker(eng_run *r)
+int eng_restart_worker(eng_run *r)
 {
     if (r->interrupted)
         return -1;
@@ -171,7 +177,7 @@ static int restart_worker(eng_run *r)
     return rc == 0 ? 0 : -1;
 }
 
-static void set_state(eng_run *r, const char *id, const char *status, json_t *result)
+void eng_set_state(eng_run *r, const char *id, const char *status, json_t *result)
 {
     json_object_set_new(r->state, id, json_pack("{s:s, s:o}", "status", status,
                                                 "result", result ? result : json_null()));
@@ -180,312 +186,9 @@ static void set_state(eng_run *r, const char *id, const char *status, json_t *re
                             json_object_get(json_object_get(r->state, id), "result"));
     json_t *answer = NULL;
     if (sw_request(&r->worker, req, PREPARE_HARD_MS, NULL, &answer) < 0)
-        restart_worker(r);
+        eng_restart_worker(r);
     json_decref(req);
     json_decref(answer);
-}
-
-static void timer_noop(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Waits ms of run time (a drill's clock may run faster), unless interrupted. */
-static void wait_ms(eng_run *r, int64_t ms)
-{
-    if (r->opt->drill && r->opt->speed > 1)
-        ms = (int64_t)((double)ms / r->opt->speed);
-    uv_timer_t t;
-    uv_timer_init(r->loop, &t);
-    int64_t until = ut_mono_ms() + ms;
-    while (!r->interrupted && ut_mono_ms() < until) {
-        uv_timer_start(&t, timer_noop, (uint64_t)(until - ut_mono_ms()), 0);
-        uv_run(r->loop, UV_RUN_ONCE);
-    }
-    uv_timer_stop(&t);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(r->loop, UV_RUN_NOWAIT);
-}
-
-static int64_t backoff_delay(int64_t base_ms, int attempt)
-{
-    if (base_ms <= 0)
-        return 0;
-    double exp = (double)base_ms * pow(2.0, attempt - 1);
-    if (exp > 3600e3)
-        exp = 3600e3;
-    unsigned char rnd[2] = {0, 0};
-    (void)ut_random_bytes(rnd, 2);
-    double jitter = 0.5 + (double)((rnd[0] << 8) | rnd[1]) / 65535.0; /* 0.5 .. 1.5 */
-    return (int64_t)(exp * jitter);
-}
-
-static const char *phase_of(json_t *def)
-{
-    const char *p = pr_str(def, "phase");
-    return p ? p : "";
-}
-
-static void print_step_end(tm_style style, const char *word, int64_t ms, const char *detail)
-{
-    char d[32];
-    ut_format_duration(ms, d, sizeof d);
-    if (detail && *detail)
-        tm_line(style, "      %s (%s): %s", word, d, detail);
-    else
-        tm_line(style, "      %s (%s)", word, d);
-}
-
-/* Runs the approval gate of a step. Returns 1 to go on, 0 when denied
- * (the step is skipped), or OUT_STOPPED / OUT_NO_ANSWER as negative. */
-static int approval_gate(eng_run *r, const char *id, const char *role)
-{
-    eng_record(r, "approval.requested", id, r->operator_name, json_pack("{s:s}", "role", role));
-    char *note = NULL;
-    int g = eng_ask_approval(r, id, role, &note);
-    if (g < 0)
-        return g == -2 ? -OUT_STOPPED : -OUT_NO_ANSWER;
-    json_t *data = json_pack("{s:s, s:s}", "role", role, "via", r->opt->yes ? "--yes" : "operator");
-    if (note)
-        json_object_set_new(data, "note", json_string(note));
-    eng_record(r, g ? "approval.granted" : "approval.denied", id, r->operator_name, data);
-    free(note);
-    return g;
-}
-
-static enum outcome manual_step(eng_run *r, const char *id, json_t *def, const char *text, char **reason)
-{
-    if (text && *text)
-        tm_block(6, TM_PLAIN, text);
-    eng_record(r, "step.started", id, r->operator_name, json_pack("{s:s, s:i}", "kind", "manual", "attempt", 1));
-    if (eng_barrier(r) < 0)
-        return OUT_FATAL;
-    int64_t t0 = ut_mono_ms();
-    char *note = NULL;
-    eng_answer a = eng_ask_manual(r, id, &note);
-    if (a == ANSWER_EOF || a == ANSWER_STOPPED) {
-        free(note);
-        return a == ANSWER_EOF ? OUT_NO_ANSWER : OUT_STOPPED;
-    }
-    const char *word = a == ANSWER_DONE ? "done" : a == ANSWER_FAILED ? "failed" : "skip";
-    json_t *data = json_pack("{s:s, s:s}", "answer", word, "via", r->opt->yes ? "--yes" : "operator");
-    if (note)
-        json_object_set_new(data, "note", json_string(note));
-    eng_record(r, "manual.answered", id, r->operator_name, data);
-    int64_t ms = ut_mono_ms() - t0;
-    json_t *result = json_pack("{s:s}", "answer", word);
-    if (note)
-        json_object_set_new(result, "note", json_string(note));
-    enum outcome out;
-    if (a == ANSWER_DONE) {
-        eng_record(r, "step.succeeded", id, r->operator_name,
-                   json_pack("{s:O, s:I}", "result", result, "duration_ms", (json_int_t)ms));
-        set_state(r, id, "succeeded", result);
-        print_step_end(TM_GREEN, "done", ms, note);
-        out = OUT_SUCCEEDED;
-    } else if (a == ANSWER_FAILED) {
-        *reason = ut_xasprintf("the operator answered failed%s%s", note ? ": " : "", note ? note : "");
-        eng_record(r, "step.failed", id, r->operator_name,
-                   json_pack("{s:s, s:s, s:I}", "reason", *reason, "kind", "manual", "duration_ms", (json_int_t)ms));
-        set_state(r, id, "failed", result);
-        print_step_end(TM_RED, "FAILED", ms, note);
-        out = OUT_FAILED;
-    } else {
-        eng_record(r, "step.skipped", id, r->operator_name,
-                   json_pack("{s:s}", "reason", note ? note : "skipped by the operator"));
-        set_state(r, id, "skipped", result);
-        print_step_end(TM_YELLOW, "skipped", ms, note);
-        out = OUT_SKIPPED;
-    }
-    (void)def;
-    free(note);
-    return out;
-}
-
-/* Why a worker that died during a step is gone, in words for the record. */
-static char *death_reason(eng_run *r, int64_t timeout_ms)
-{
-    if (!strcmp(r->worker.dead_reason, "hard deadline")) {
-        char d[32];
-        ut_format_duration(timeout_ms, d, sizeof d);
-        return ut_xasprintf("step timed out after %s and did not stop at its deadline (stuck inside a "
-                            "C function such as a pattern match): its worker was killed",
-                            d);
-    }
-    return ut_xasprintf("%s while running the step", r->worker.dead_reason);
-}
-
-static enum outcome automated_step(eng_run *r, const char *id, json_t *def, char **reason)
-{
-    long long timeout = pr_int(def, "timeout_ms", 0);
-    if (timeout <= 0)
-        timeout = DEFAULT_STEP_TIMEOUT_MS;
-    int attempts = (int)pr_int(def, "retries", 0) + 1;
-    long long backoff = pr_int(def, "backoff_ms", 1000);
-    for (int attempt = 1; attempt <= attempts; attempt++) {
-        eng_record(r, "step.started", id, r->operator_name,
-                   json_pack("{s:s, s:i, s:i, s:I}", "kind", "run", "attempt", attempt, "attempts", attempts,
-                             "timeout_ms", (json_int_t)timeout));
-        if (eng_barrier(r) < 0)
-            return OUT_FATAL;
-        int64_t t0 = ut_mono_ms();
-        r->current_step = id;
-        r->current_def = def;
-        /* In a drill the step's deadline is in run time too. */
-        int64_t real_timeout = timeout;
-        r->step_deadline_mono = t0 + real_timeout;
-        json_t *req = json_pack("{s:s, s:s, s:i, s:I}", "t", "run", "step", id, "attempt", attempt,
-                                "timeout_ms", (json_int_t)real_timeout);
-        json_t *answer = NULL;
-        int rc = sw_request(&r->worker, req, real_timeout + HARD_GRACE_MS, &r->interrupted, &answer);
-        json_decref(req);
-        r->current_step = NULL;
-        r->current_def = NULL;
-        r->step_deadline_mono = 0;
-        ex_cancel_all(); /* nothing a step started outlives it */
-        int64_t ms = ut_mono_ms() - t0;
-        if (rc == -2)
-            return OUT_STOPPED;
-        if (r->journal_failed) {
-            json_decref(answer);
-            return OUT_FATAL;
-        }
-        const char *kind = "error";
-        char *why = NULL;
-        json_t *traceback = NULL;
-        if (rc < 0) {
-            why = death_reason(r, timeout);
-            kind = !strcmp(r->worker.dead_reason, "hard deadline") ? "timeout" : "crash";
-            if (restart_worker(r) < 0) {
-                free(why);
-                return OUT_FATAL;
-            }
-        } else if (pr_bool(answer, "ok", 0)) {
-            json_t *result = json_incref(json_object_get(answer, "result"));
-            if (!result)
-                result = json_null();
-            eng_record(r, "step.succeeded", id, r->operator_name,
-                       json_pack("{s:O, s:I, s:i}", "result", result, "duration_ms", (json_int_t)ms, "attempt",
-                                 attempt));
-            set_state(r, id, "succeeded", result);
-            print_step_end(TM_GREEN, "ok", ms, NULL);
-            json_decref(answer);
-            return OUT_SUCCEEDED;
-        } else {
-            const char *e = pr_str(answer, "error");
-            why = ut_xstrdup(e ? e : "the step failed without a message");
-            kind = pr_str(answer, "kind") ? pr_str(answer, "kind") : "error";
-            traceback = json_incref(json_object_get(answer, "traceback"));
-        }
-        char *kind_copy = ut_xstrdup(kind);
-        json_decref(answer);
-        if (attempt < attempts) {
-            int64_t delay = backoff_delay(backoff, attempt);
-            eng_record(r, "step.retried", id, r->operator_name,
-                       json_pack("{s:i, s:s, s:s, s:I}", "attempt", attempt, "reason", why, "kind", kind_copy,
-                                 "delay_ms", (json_int_t)delay));
-            char d[32];
-            ut_format_duration(delay, d, sizeof d);
-            print_step_end(TM_YELLOW, "failed", ms, why);
-            tm_line(TM_YELLOW, "      retry %d/%d in %s", attempt + 1, attempts, d);
-            json_decref(traceback);
-            free(why);
-            free(kind_copy);
-            wait_ms(r, delay);
-            if (r->interrupted)
-                return OUT_STOPPED;
-            continue;
-        }
-        json_t *data = json_pack("{s:s, s:s, s:i, s:I}", "reason", why, "kind", kind_copy, "attempts", attempts,
-                                 "duration_ms", (json_int_t)ms);
-        if (json_is_string(traceback))
-            json_object_set(data, "traceback", traceback);
-        eng_record(r, "step.failed", id, r->operator_name, data);
-        set_state(r, id, "failed", NULL);
-        print_step_end(TM_RED, "FAILED", ms, why);
-        json_decref(traceback);
-        free(kind_copy);
-        *reason = why;
-        return OUT_FAILED;
-    }
-    return OUT_FAILED;
-}
-
-static enum outcome run_step(eng_run *r, size_t index, size_t total, const char **last_phase, char **reason)
-{
-    json_t *def = json_array_get(r->steps, index);
-    const char *id = pr_str(def, "id");
-    const char *phase = phase_of(def);
-    if (strcmp(phase, *last_phase) != 0) {
-        tm_line(TM_BOLD, "-- %s", *phase ? phase : "(no phase)");
-        *last_phase = phase;
-    }
-    json_t *req = json_pack("{s:s, s:s}", "t", "prepare", "step", id);
-    json_t *prep = NULL;
-    int rc = sw_request(&r->worker, req, PREPARE_HARD_MS, &r->interrupted, &prep);
-    json_decref(req);
-    if (rc == -2)
-        return OUT_STOPPED;
-    const char *title = pr_str(def, "title");
-    if (rc < 0 || !strcmp(pr_str(prep, "t") ? pr_str(prep, "t") : "", "error")) {
-        char *why = rc < 0 ? ut_xasprintf("`when` or a template of the step: %s", r->worker.dead_reason)
-                           : ut_xasprintf("`when` or a template of the step failed: %s",
-                                          pr_str(prep, "error") ? pr_str(prep, "error") : "?");
-        json_decref(prep);
-        if (rc < 0 && restart_worker(r) < 0) {
-            free(why);
-            return OUT_FATAL;
-        }
-        tm_line(TM_BOLD, "[%zu/%zu] %s", index + 1, total, title ? title : id);
-        eng_record(r, "step.failed", id, r->operator_name, json_pack("{s:s, s:s}", "reason", why, "kind", "when"));
-        set_state(r, id, "failed", NULL);
-        print_step_end(TM_RED, "FAILED", 0, why);
-        *reason = why;
-        return OUT_FAILED;
-    }
-    if (pr_str(prep, "title"))
-        title = pr_str(prep, "title");
-    char *shown_title = ut_xstrdup(title ? title : id);
-    char *manual_text = pr_str(prep, "manual") ? ut_xstrdup(pr_str(prep, "manual")) : NULL;
-    int skip = pr_bool(prep, "skip", 0);
-    char *skip_reason = ut_xstrdup(pr_str(prep, "reason") ? pr_str(prep, "reason") : "its `when` condition is false");
-    json_decref(prep);
-
-    const char *kind = pr_str(def, "kind");
-    const char *approval = pr_str(def, "approval");
-    tm_line(TM_BOLD, "[%zu/%zu] %s%s%s%s%s", index + 1, total, shown_title,
-            kind && !strcmp(kind, "manual") ? "  (manual)" : "", approval ? "  (approval: " : "",
-            approval ? approval : "", approval ? ")" : "");
-    enum outcome out;
-    if (skip) {
-        eng_record(r, "step.skipped", id, r->operator_name, json_pack("{s:s}", "reason", skip_reason));
-        set_state(r, id, "skipped", NULL);
-        print_step_end(TM_DIM, "skipped", 0, skip_reason);
-        out = OUT_SKIPPED;
-    } else {
-        int go = 1;
-        if (approval) {
-            go = approval_gate(r, id, approval);
-            if (go == 0) {
-                eng_record(r, "step.skipped", id, r->operator_name,
-                           json_pack("{s:s}", "reason", "approval denied"));
-                set_state(r, id, "skipped", NULL);
-                print_step_end(TM_YELLOW, "skipped", 0, "approval denied");
-            }
-        }
-        if (go < 0)
-            out = (enum outcome)(-go);
-        else if (go == 0)
-            out = OUT_SKIPPED;
-        else if (kind && !strcmp(kind, "manual"))
-            out = manual_step(r, id, def, manual_text, reason);
-        else
-            out = automated_step(r, id, def, reason);
-    }
-    free(shown_title);
-    free(manual_text);
-    free(skip_reason);
-    return out;
 }
 
 static long step_index(eng_run *r, const char *id)
@@ -536,6 +239,7 @@ static void on_signal(uv_signal_t *h, int signum)
     eng_run *r = h->data;
     r->interrupted++;
     r->interrupt_signal = signum;
+    nt_interrupt(r->notify); /* a final drain ends at once: the outbox keeps the rest */
     if (r->interrupted == 1) {
         ex_cancel_all(); /* the wait loops see the flag and stop the worker */
         return;
@@ -603,7 +307,7 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
             break;
         }
         char *reason = NULL;
-        enum outcome out = run_step(r, i, total, &last_phase, &reason);
+        enum eng_outcome out = eng_run_step(r, i, total, &last_phase, &reason);
         if (r->journal_failed || out == OUT_FATAL) {
             free(reason);
             status = "fatal";
@@ -652,6 +356,200 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
     return status;
 }
 
+/* Step ids of the outline, as a JSON array. */
+static json_t *outline_step_ids(eng_run *r)
+{
+    json_t *ids = json_array();
+    size_t i;
+    json_t *def;
+    json_array_foreach(r->steps, i, def) json_array_append_new(ids, json_string(pr_str(def, "id")));
+    return ids;
+}
+
+/* Creates the run directory, takes its lock and writes run.started. 0 or an exit code. */
+static int create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size)
+{
+    const eng_options *opt = r->opt;
+    char *runs_dir = ut_xasprintf("%s/runs", state_dir);
+    int made = st_mkdirs(runs_dir);
+    free(runs_dir);
+    if (made < 0) {
+        tm_error("cannot create the state directory %s/runs: %s", state_dir, strerror(errno));
+        return IRP_EXIT_IOERR;
+    }
+    if (mkdir(r->run_dir, 0700) < 0) {
+        int e = errno;
+        if (e == EEXIST)
+            tm_error("run %s already exists in %s (irp resume %s continues it)", r->run_id, state_dir, r->run_id);
+        else
+            tm_error("cannot create %s: %s", r->run_dir, strerror(e));
+        return e == EEXIST ? IRP_EXIT_USAGE : IRP_EXIT_IOERR;
+    }
+    long holder = 0;
+    r->lock_fd = jr_lock_run(r->run_dir, &holder, err, err_size);
+    if (r->lock_fd < 0) {
+        tm_error("%s", err);
+        return IRP_EXIT_TEMPFAIL;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char *abs = realpath(opt->playbook, NULL);
+    json_t *started = json_pack("{s:{s:s?, s:s?, s:s?, s:s, s:s, s:s, s:o}, s:O, s:s, s:s, s:i, s:b, s:I}",
+                                "playbook", "id", pr_str(r->outline, "id"), "title", pr_str(r->outline, "title"),
+                                "version", pr_str(r->outline, "version"), "file", opt->playbook, "path",
+                                abs ? abs : opt->playbook, "sha256", hash, "steps", outline_step_ids(r), "inputs",
+                                json_object_get(r->outline, "vars"), "operator", r->operator_name, "host", host,
+                                "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
+    free(abs);
+    if (opt->drill)
+        json_object_set_new(started, "speed", json_real(opt->speed));
+    sec_redact_json(started);
+    r->jr = jr_create(r->run_dir, r->run_id, opt->drill ? "drill" : "live", started, err, err_size);
+    if (!r->jr) {
+        tm_error("%s", err);
+        return IRP_EXIT_IOERR;
+    }
+    r->started_mono = ut_mono_ms();
+    return 0;
+}
+
+/* Says what differs between the playbook now and when the run started. */
+static char *describe_change(eng_run *r, const char *hash)
+{
+    ut_buf b = {0};
+    ut_buf_printf(&b, "%s changed since the run started (sha256 %.12s... now %.12s...)", r->opt->playbook,
+                  r->opt->resume_sha256, hash);
+    json_t *now = outline_step_ids(r);
+    json_t *then = r->opt->resume_steps;
+    const char *labels[2] = {"steps added: ", "steps removed: "};
+    json_t *lists[2][2] = {{now, then}, {then, now}};
+    for (int k = 0; k < 2; k++) {
+        int first = 1;
+        size_t i, j;
+        json_t *a, *bb;
+        json_array_foreach(lists[k][0], i, a)
+        {
+            int found = 0;
+            json_array_foreach(lists[k][1], j, bb) if (json_equal(a, bb)) found = 1;
+            if (!found) {
+                ut_buf_printf(&b, "%s%s", first ? (k ? "; " : "; ") : ", ", first ? labels[k] : "");
+                ut_buf_puts(&b, json_string_value(a) ? json_string_value(a) : "?");
+                first = 0;
+            }
+        }
+    }
+    json_decref(now);
+    return b.data;
+}
+
+/* Reopens a run's journal to continue it. 0 or an exit code. */
+static int open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size)
+{
+    const eng_options *opt = r->opt;
+    int changed = strcmp(hash, opt->resume_sha256 ? opt->resume_sha256 : "") != 0;
+    if (changed && !opt->force) {
+        char *what = describe_change(r, hash);
+        tm_error("%s; a run is resumed only with the playbook it started with (irp resume %s --force "
+                 "continues anyway, and journals that it did)",
+                 what, r->run_id);
+        free(what);
+        return IRP_EXIT_DATAERR;
+    }
+    long holder = 0;
+    r->lock_fd = jr_lock_run(r->run_dir, &holder, err, err_size);
+    if (r->lock_fd < 0) {
+        tm_error("%s", err);
+        return IRP_EXIT_TEMPFAIL;
+    }
+    r->jr = jr_open_append(r->run_dir, err, err_size);
+    if (!r->jr) {
+        tm_error("%s", err);
+        return IRP_EXIT_DATAERR;
+    }
+    json_decref(r->state);
+    r->state = json_deep_copy(opt->resume_state);
+    r->escalation_tier = opt->resume_tier;
+    r->started_mono = ut_mono_ms() - opt->resume_elapsed_ms;
+    json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
+                             r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",
+                             changed && opt->force);
+    if (changed)
+        json_object_set_new(data, "playbook_sha256", json_string(hash));
+    eng_record(r, "run.resumed", NULL, r->operator_name, data);
+    tm_line(TM_BOLD, "== resuming run %s: %zu step%s already finished", r->run_id, json_object_size(r->state),
+            json_object_size(r->state) == 1 ? "" : "s");
+    if (changed)
+        tm_warn("the playbook changed since the run started; continuing because of --force");
+    /* The worker learns the recorded results before any step runs. */
+    json_t *req = json_pack("{s:s, s:O}", "t", "restore", "steps", r->state);
+    json_t *answer = NULL;
+    int rc = sw_request(&r->worker, req, PREPARE_HARD_MS, NULL, &answer);
+    json_decref(req);
+    json_decref(answer);
+    if (rc < 0) {
+        tm_error("the worker failed while restoring the run's results: %s", r->worker.dead_reason);
+        return IRP_EXIT_SOFTWARE;
+    }
+    return 0;
+}
+
+/* The step that was in flight when the run stopped: run it again only when
+ * that is safe (idempotent, or a manual step, which only asks again), else
+ * as --in-flight or the operator says. 0 or an exit code. */
+static int decide_in_flight(eng_run *r)
+{
+    const char *id = r->opt->in_flight;
+    if (!id)
+        return 0;
+    json_t *def = eng_step_def(r, id);
+    if (!def) {
+        tm_warn("step \"%s\" was in flight but is not in the playbook any more", id);
+        return 0;
+    }
+    const char *kind = pr_str(def, "kind");
+    const char *decision = NULL, *via = NULL;
+    if (kind && !strcmp(kind, "manual")) {
+        decision = "retry";
+        via = "manual step: asked again";
+    } else if (pr_bool(def, "idempotent", 0)) {
+        decision = "retry";
+        via = "idempotent";
+    } else if (r->opt->in_flight_answer) {
+        decision = r->opt->in_flight_answer;
+        via = "--in-flight";
+    } else {
+        tm_line(TM_YELLOW, "   step \"%s\" was running when the run stopped; it may or may not have acted.", id);
+        for (;;) {
+            char *line = NULL;
+            int rc = tm_prompt(r->loop, "   retry it, mark it done, or skip it? retry / done / skip >", &line,
+                               &r->interrupted);
+            if (rc < 0) {
+                tm_error("no decision for the in-flight step \"%s\" (use --in-flight retry|done|skip)", id);
+                return rc == -2 ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
+            }
+            if (!strcmp(line, "retry") || !strcmp(line, "done") || !strcmp(line, "skip")) {
+                decision = !strcmp(line, "retry") ? "retry" : !strcmp(line, "done") ? "done" : "skip";
+                free(line);
+                break;
+            }
+            free(line);
+        }
+        via = "operator";
+    }
+    eng_record(r, "resume.decision", id, r->operator_name,
+               json_pack("{s:s, s:s}", "decision", decision, "via", via));
+    tm_line(TM_YELLOW, "   in-flight step \"%s\": %s (%s)", id, decision, via);
+    if (!strcmp(decision, "done")) {
+        eng_record(r, "step.succeeded", id, r->operator_name,
+                   json_pack("{s:n, s:s}", "result", "note", "marked done at resume"));
+        eng_set_state(r, id, "succeeded", NULL);
+    } else if (!strcmp(decision, "skip")) {
+        eng_record(r, "step.skipped", id, r->operator_name, json_pack("{s:s}", "reason", "skipped at resume"));
+        eng_set_state(r, id, "skipped", NULL);
+    }
+    return eng_barrier(r) < 0 ? IRP_EXIT_IOERR : 0;
+}
+
 int eng_run_playbook(const eng_options *opt)
 {
     eng_run run;
@@ -684,6 +582,18 @@ int eng_run_playbook(const eng_options *opt)
     r->run_dir = st_run_dir(state_dir, r->run_id);
     r->load_request = load_request(opt, r->run_id, 0);
 
+    /* 0. Notifiers: a bad configuration stops the run before anything happens. */
+    {
+        char nerr[1024];
+        int ncode = 0;
+        r->notify = nt_open(&loop, opt->config, state_dir, 0, eng_on_notify_event, r, &ncode, nerr, sizeof nerr);
+        if (!r->notify) {
+            tm_error("%s", nerr);
+            code = ncode;
+            goto out;
+        }
+    }
+
     /* 1. The whole playbook is loaded and validated before anything runs. */
     int loaded = start_worker(r);
     if (loaded < 0) {
@@ -697,52 +607,21 @@ int eng_run_playbook(const eng_options *opt)
         goto out;
     }
 
-    /* 2. The record. */
-    char runs_dir[4096];
-    snprintf(runs_dir, sizeof runs_dir, "%s/runs", state_dir);
-    if (st_mkdirs(runs_dir) < 0) {
-        tm_error("cannot create the state directory %s: %s", runs_dir, strerror(errno));
-        code = IRP_EXIT_IOERR;
-        goto out;
-    }
-    if (mkdir(r->run_dir, 0700) < 0) {
-        if (errno == EEXIST)
-            tm_error("run %s already exists in %s (irp resume %s continues it)", r->run_id, state_dir, r->run_id);
-        else
-            tm_error("cannot create %s: %s", r->run_dir, strerror(errno));
-        code = errno == EEXIST ? IRP_EXIT_USAGE : IRP_EXIT_IOERR;
-        goto out;
-    }
+    /* 2. The record: a new journal, or the one of the run being resumed. */
     char err[512];
-    long holder = 0;
-    r->lock_fd = jr_lock_run(r->run_dir, &holder, err, sizeof err);
-    if (r->lock_fd < 0) {
-        tm_error("%s", err);
-        code = IRP_EXIT_TEMPFAIL;
+    int rc = opt->resume ? open_resumed_record(r, hash, err, sizeof err) : create_record(r, state_dir, hash, err, sizeof err);
+    if (rc != 0) {
+        code = rc;
         goto out;
     }
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    json_t *started = json_pack("{s:{s:s?, s:s?, s:s?, s:s, s:s}, s:O, s:s, s:s, s:i, s:b, s:I}", "playbook",
-                                "id", pr_str(r->outline, "id"), "title", pr_str(r->outline, "title"), "version",
-                                pr_str(r->outline, "version"), "file", opt->playbook, "sha256", hash, "inputs",
-                                json_object_get(r->outline, "vars"), "operator", r->operator_name, "host", host,
-                                "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
-    if (opt->drill)
-        json_object_set_new(started, "speed", json_real(opt->speed));
-    sec_redact_json(started);
-    r->jr = jr_create(r->run_dir, r->run_id, opt->drill ? "drill" : "live", started, err, sizeof err);
-    if (!r->jr) {
-        tm_error("%s", err);
-        code = IRP_EXIT_IOERR;
-        goto out;
-    }
-    r->started_mono = ut_mono_ms();
     print_header(r);
+    nt_start(r->notify); /* the journal exists: deliveries (and their records) may begin */
+    if (opt->resume && (code = decide_in_flight(r)) != 0)
+        goto out;
 
     /* 3. Escalation starts with the run; then the steps. */
     json_t *tiers = json_object_get(r->outline, "escalation");
-    if (json_array_size(tiers) && pr_int(json_array_get(tiers, 0), "after_ms", 0) == 0)
+    if (!opt->resume && json_array_size(tiers) && pr_int(json_array_get(tiers, 0), "after_ms", 0) == 0)
         eng_escalate(r, "run started", NULL, 1);
     eng_escalation_start(r);
     const char *status = walk_steps(r, &code, &failed_step);
@@ -773,6 +652,14 @@ int eng_run_playbook(const eng_options *opt)
                 count_status(r, "succeeded"), count_status(r, "failed"), count_status(r, "skipped"),
                 failed_step ? "; stopped at " : "", failed_step ? failed_step : "");
     }
+    if (!strcmp(status, "succeeded"))
+        nt_run_event(r->notify, r->run_id, "resolve");
+    if (nt_pending(r->notify)) {
+        size_t left = nt_drain(r->notify, 10000);
+        if (left)
+            tm_warn("%zu notification%s not delivered yet: kept in the outbox for the next run or `irp outbox flush`",
+                    left, left == 1 ? "" : "s");
+    }
     if (r->journal_failed)
         code = IRP_EXIT_IOERR;
 out:
@@ -785,12 +672,14 @@ out:
     if (r->lock_fd >= 0)
         close(r->lock_fd);
     tm_shutdown();
+    nt_close(r->notify);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     json_decref(r->outline);
     json_decref(r->state);
+    json_decref(r->breached);
     json_decref(r->load_request);
     free(r->run_id);
     free(r->run_dir);

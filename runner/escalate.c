@@ -7,10 +7,12 @@
  * is journaled (notify.queued, then notify.sent) and printed.
  */
 #include "engine.h"
+#include "notify.h"
 #include "term.h"
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tier_count(eng_run *r)
@@ -18,14 +20,61 @@ static int tier_count(eng_run *r)
     return (int)json_array_size(json_object_get(r->outline, "escalation"));
 }
 
+/* One notification through the notify service: written to the outbox
+ * (notify.queued, made durable by eng_on_notify_event) and sent from the
+ * loop, concurrently, with retries. */
+static void notify_one(eng_run *r, const char *event, const char *target, const char *text, json_t *fields,
+                       const char *step, int tier)
+{
+    json_t *def = step && *step ? eng_step_def(r, step) : NULL;
+    json_t *st = step && *step ? json_object_get(r->state, step) : NULL;
+    nt_message m;
+    memset(&m, 0, sizeof m);
+    m.target = target;
+    m.event = event;
+    m.text = text;
+    m.run_id = r->run_id;
+    m.playbook = pr_str(r->outline, "id");
+    m.title = pr_str(r->outline, "title");
+    m.step = step && *step ? step : NULL;
+    m.phase = def ? pr_str(def, "phase") : NULL;
+    m.severity = pr_str(r->outline, "severity") ? pr_str(r->outline, "severity") : "medium";
+    m.status = st ? pr_str(st, "status") : (step && *step ? "running" : "open");
+    m.operator_name = r->operator_name;
+    m.tier = tier;
+    m.drill = r->opt->drill;
+    m.fields = fields;
+    char err[512];
+    if (nt_submit(r->notify, &m, err, sizeof err) < 0) {
+        /* Not even queued: the disk under the state directory failed. */
+        eng_record(r, "notify.failed", m.step, NULL,
+                   json_pack("{s:s, s:s, s:b}", "target", target, "reason", err, "retry", 0));
+        tm_error("cannot queue the notification to %s: %s", target, err);
+    }
+}
+
 void eng_notify(eng_run *r, const char *target, const char *msg, json_t *fields, const char *step)
 {
-    json_t *data = json_pack("{s:s, s:s, s:s}", "target", target, "message", msg, "via", "stdout");
-    if (fields)
-        json_object_set(data, "fields", fields);
-    eng_record(r, "notify.queued", step, NULL, json_incref(data));
-    tm_line(TM_CYAN, "  >> notify %s%s: %s", target, r->opt->drill ? " [DRILL]" : "", msg);
-    eng_record(r, "notify.sent", step, NULL, data);
+    notify_one(r, "notify", target, msg, fields, step, 0);
+}
+
+/* Every delivery event of the notify service goes into the journal;
+ * notify.queued is made durable at once: the attempt follows from the loop. */
+void eng_on_notify_event(void *ctx, const char *type, const char *run_id, const char *step, json_t *data)
+{
+    eng_run *r = ctx;
+    if (!r->jr) {
+        json_decref(data);
+        return;
+    }
+    if (run_id && strcmp(run_id, r->run_id) != 0)
+        json_object_set_new(data, "queued_by_run", json_string(run_id)); /* an earlier run's, sent now */
+    if (!strcmp(type, "notify.failed") && !json_is_true(json_object_get(data, "retry")))
+        tm_warn("notification to %s not delivered: %s", pr_str(data, "target") ? pr_str(data, "target") : "?",
+                pr_str(data, "reason") ? pr_str(data, "reason") : "?");
+    eng_record(r, type, step && *step ? step : NULL, NULL, data);
+    if (!strcmp(type, "notify.queued"))
+        eng_barrier(r);
 }
 
 int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
@@ -60,11 +109,12 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
                                "tier", tier);
     size_t i;
     json_t *t;
-    json_array_foreach(targets, i, t) if (json_is_string(t)) eng_notify(r, json_string_value(t), msg, fields, step);
+    json_array_foreach(targets, i, t) if (json_is_string(t)) notify_one(r, "escalation", json_string_value(t), msg, fields, step, tier);
     json_decref(fields);
     free(msg);
     return tier;
 }
+
 
 /* Elapsed run time in the run's clock (a drill's clock may run faster). */
 static int64_t elapsed_ms(eng_run *r)
@@ -73,9 +123,71 @@ static int64_t elapsed_ms(eng_run *r)
     return (int64_t)((double)(ut_mono_ms() - r->started_mono) * speed);
 }
 
+/* The phase an objective is about: "contain_within" -> "containment",
+ * "detection_within" -> "detection"; NULL for the whole run
+ * ("resolve_within", "close_within", or no matching phase). */
+static const char *objective_phase(eng_run *r, const char *key)
+{
+    size_t n = strlen(key);
+    if (n <= 7 || strcmp(key + n - 7, "_within") != 0)
+        return NULL;
+    size_t stem = n - 7;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(r->outline, "phases"), i, p)
+    {
+        const char *phase = json_string_value(p);
+        if (phase && strlen(phase) >= stem && strncmp(phase, key, stem) == 0)
+            return phase;
+    }
+    return NULL;
+}
+
+/* 1 when every step of phase (every step when phase is NULL) has an outcome. */
+static int phase_finished(eng_run *r, const char *phase)
+{
+    size_t i;
+    json_t *def;
+    json_array_foreach(r->steps, i, def)
+    {
+        const char *p = pr_str(def, "phase");
+        if (phase && (!p || strcmp(p, phase) != 0))
+            continue;
+        json_t *st = json_object_get(r->state, pr_str(def, "id"));
+        if (!st)
+            return 0;
+    }
+    return 1;
+}
+
+/* Escalates once for every objective whose time is up while its phase is
+ * still open. */
+static void check_objectives(eng_run *r)
+{
+    json_t *objectives = json_object_get(r->outline, "objectives");
+    const char *key;
+    json_t *v;
+    json_object_foreach(objectives, key, v)
+    {
+        if (!json_is_integer(v) || json_object_get(r->breached, key))
+            continue;
+        const char *phase = objective_phase(r, key);
+        if (elapsed_ms(r) < json_integer_value(v) || phase_finished(r, phase))
+            continue;
+        char shown[32];
+        ut_format_duration(json_integer_value(v), shown, sizeof shown);
+        char *reason = ut_xasprintf("objective %s (%s) breached: %s not finished", key, shown,
+                                    phase ? phase : "the run is");
+        json_object_set_new(r->breached, key, json_integer(elapsed_ms(r)));
+        eng_escalate(r, reason, r->current_step, 0);
+        free(reason);
+    }
+}
+
 static void check_timed_tiers(uv_timer_t *t)
 {
     eng_run *r = t->data;
+    check_objectives(r);
     json_t *tiers = json_object_get(r->outline, "escalation");
     size_t i;
     json_t *def;
@@ -94,8 +206,10 @@ static void check_timed_tiers(uv_timer_t *t)
 
 void eng_escalation_start(eng_run *r)
 {
-    if (tier_count(r) == 0)
+    if (tier_count(r) == 0 && json_object_size(json_object_get(r->outline, "objectives")) == 0)
         return;
+    if (!r->breached)
+        r->breached = json_object();
     uv_timer_init(r->loop, &r->escalation_timer);
     r->escalation_timer.data = r;
     r->escalation_timer_init = 1;
@@ -110,4 +224,62 @@ void eng_escalation_stop(eng_run *r)
         uv_close((uv_handle_t *)&r->escalation_timer, NULL);
         r->escalation_timer_init = 0;
     }
+}
+
+typedef struct {
+    uv_timer_t timer;
+    eng_run *run;
+    char *step;
+    char *what;
+    int64_t period_ms;
+    int fired;
+} wait_escalation;
+
+static void wait_fired(uv_timer_t *t)
+{
+    wait_escalation *w = t->data;
+    w->fired++;
+    char shown[32];
+    ut_format_duration(w->period_ms * w->fired, shown, sizeof shown);
+    char *reason = ut_xasprintf("step \"%s\" has waited %s for %s", w->step, shown, w->what);
+    eng_escalate(w->run, reason, w->step, 0);
+    free(reason);
+}
+
+void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what)
+{
+    json_t *def = eng_step_def(r, step);
+    long long timeout = def ? pr_int(def, "timeout_ms", 0) : 0;
+    if (timeout <= 0)
+        return NULL;
+    wait_escalation *w = ut_xcalloc(1, sizeof *w);
+    w->run = r;
+    w->step = ut_xstrdup(step);
+    w->what = ut_xstrdup(what);
+    w->period_ms = timeout;
+    double speed = r->opt->drill && r->opt->speed > 1 ? r->opt->speed : 1;
+    uint64_t real = (uint64_t)((double)timeout / speed);
+    if (real < 1)
+        real = 1;
+    uv_timer_init(r->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, wait_fired, real, real);
+    return w;
+}
+
+static void wait_closed(uv_handle_t *h)
+{
+    wait_escalation *w = h->data;
+    free(w->step);
+    free(w->what);
+    free(w);
+}
+
+void eng_wait_escalation_stop(void *handle)
+{
+    wait_escalation *w = handle;
+    if (!w)
+        return;
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct ex_job {
     uv_loop_t *loop;
@@ -59,10 +60,20 @@ static void finish_if_done(ex_job *job)
     free(job);
 }
 
+static void close_handle(ex_job *job, uv_handle_t *h);
+
+/* Once the child has exited and both pipes are done, the timer goes too. */
+static void maybe_close_timer(ex_job *job)
+{
+    if (job->exited && uv_is_closing((uv_handle_t *)&job->out) && uv_is_closing((uv_handle_t *)&job->err))
+        close_handle(job, (uv_handle_t *)&job->timer);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     ex_job *job = h->data;
     job->open_handles--;
+    maybe_close_timer(job);
     finish_if_done(job);
 }
 
@@ -96,6 +107,21 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* The child has exited but something that left its process group (a
+ * daemon, `ssh -f`) still holds its output pipes: stop waiting for them. */
+static void close_pipes(ex_job *job)
+{
+    close_handle(job, (uv_handle_t *)&job->out);
+    close_handle(job, (uv_handle_t *)&job->err);
+}
+
+static void drain_timeout(uv_timer_t *t)
+{
+    ex_job *job = t->data;
+    close_pipes(job);
+    close_handle(job, (uv_handle_t *)t);
+}
+
 static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
 {
     ex_job *job = p->data;
@@ -104,9 +130,11 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     job->result.term_signal = term_signal;
     /* Whatever the child left running in its group goes with it. */
     if (kill(-p->pid, SIGKILL) < 0) { /* nothing left: fine */ }
+    /* Output still in the pipes gets one second to arrive. */
     uv_timer_stop(&job->timer);
-    close_handle(job, (uv_handle_t *)&job->timer);
+    uv_timer_start(&job->timer, drain_timeout, job->result.cancelled ? 0 : 1000, 0);
     close_handle(job, (uv_handle_t *)p);
+    maybe_close_timer(job);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -199,8 +227,13 @@ ex_job *ex_start(uv_loop_t *loop, const ex_spec *spec, ex_done_fn done, void *da
     job->proc.data = job;
     int rc = uv_spawn(loop, &job->proc, &opts);
     if (rc < 0) {
-        snprintf(job->result.error, sizeof job->result.error, "cannot run '%s': %s", spec->argv[0],
-                 uv_strerror(rc));
+        struct stat st;
+        if (spec->cwd && (stat(spec->cwd, &st) < 0 || !S_ISDIR(st.st_mode)))
+            snprintf(job->result.error, sizeof job->result.error, "cannot run '%s' in %s: %s", spec->argv[0],
+                     spec->cwd, "the directory does not exist");
+        else
+            snprintf(job->result.error, sizeof job->result.error, "cannot run '%s': %s", spec->argv[0],
+                     uv_strerror(rc));
         job->result.code = -1;
         job->exited = 1;
         job->open_handles++; /* the process handle must be closed too */
@@ -232,8 +265,11 @@ ex_job *ex_start(uv_loop_t *loop, const ex_spec *spec, ex_done_fn done, void *da
 
 void ex_cancel(ex_job *job)
 {
-    if (job->exited)
+    if (job->exited) {
+        job->result.cancelled = 1;
+        close_pipes(job);
         return;
+    }
     job->result.cancelled = 1;
     job->escalated = 1;
     signal_group(job, SIGKILL);

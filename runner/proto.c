@@ -76,7 +76,7 @@ int pr_reader_next(pr_reader *r, json_t **out, char *err, size_t err_size)
     }
     size_t line_len = (size_t)(nl - r->buf);
     json_error_t jerr;
-    json_t *msg = json_loadb(r->buf, line_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *msg = json_loadb(r->buf, line_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     memmove(r->buf, nl + 1, r->len - line_len - 1);
     r->len -= line_len + 1;
     r->scanned = 0;
@@ -127,8 +127,12 @@ long long pr_int(const json_t *obj, const char *key, long long fallback)
     json_t *v = json_object_get(obj, key);
     if (json_is_integer(v))
         return json_integer_value(v);
-    if (json_is_real(v))
-        return (long long)json_real_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d > -9.2e18 && d < 9.2e18)) /* NaN or out of range: casting is undefined */
+            return fallback;
+        return (long long)d;
+    }
     return fallback;
 }
 

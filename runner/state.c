@@ -23,6 +23,10 @@ const char *st_state_dir(const char *option)
 
 int st_mkdirs(const char *path)
 {
+    if (!path || !*path) {
+        errno = ENOENT;
+        return -1;
+    }
     char *copy = ut_xstrdup(path);
     for (char *p = copy + 1; *p; p++) {
         if (*p != '/')
@@ -41,6 +45,11 @@ int st_mkdirs(const char *path)
     free(copy);
     if (rc < 0 && saved != EEXIST) {
         errno = saved;
+        return -1;
+    }
+    struct stat st;
+    if (rc < 0 && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        errno = ENOTDIR; /* something that is not a directory is in the way */
         return -1;
     }
     return 0;

@@ -49,6 +49,8 @@ int ut_parse_duration(const char *text, int64_t *ms_out)
         if (ms > 1e15)  /* ~31,000 years: anything larger is a mistake */
             return -1;
         total += (int64_t)(ms + 0.5);
+        if (total > (int64_t)1e15)
+            return -1;
     }
     *ms_out = total;
     return 0;
@@ -61,7 +63,7 @@ void ut_format_duration(int64_t ms, char *out, size_t out_size)
     if (ms < 1000)
         snprintf(out, out_size, "%lldms", (long long)ms);
     else if (ms < 60000)
-        snprintf(out, out_size, "%.1fs", (double)ms / 1000.0);
+        snprintf(out, out_size, "%lld.%llds", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
     else if (ms < 3600000)
         snprintf(out, out_size, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
     else

@@ -50,7 +50,7 @@ class Env:
 
     def playbook(self, steps, header="", name="pb.lua", extra=""):
         """A playbook file from a steps body (Lua list items) and header fields."""
-        text = textwrap.dedent(header).strip()
+        text = textwrap.dedent(header).strip().rstrip(",")
         body = textwrap.dedent(steps).strip()
         return self.write(name, "return playbook {\n  id = \"t\", title = \"Test\",\n" +
                           (text + ",\n" if text else "") + "  steps = {\n" + body + "\n  },\n}\n" +

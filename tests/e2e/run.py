@@ -10,5 +10,6 @@ import test_abuse  # noqa: E402
 import test_cli  # noqa: E402
 import test_engine  # noqa: E402
 import test_loader  # noqa: E402
+import test_notify  # noqa: E402
 
-sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse]))
+sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse, test_notify]))

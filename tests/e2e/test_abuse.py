@@ -166,7 +166,7 @@ def test_worker_crash_fails_step_not_run(env):
     # Exhaust the C stack through a metamethod chain inside C: a real crash
     # is hard to provoke from Lua, so this kills the worker from outside.
     r = env.run(hostile(env, '''
-        ctx.exec{ "sh", "-c", "kill -9 $PPID 2>/dev/null; pkill -9 -f 'irp __worker' ; sleep 2", check = false }
+        ctx.exec{ "sh", "-c", "pkill -9 -P $PPID -f __worker; sleep 2", check = false }
         while true do end'''))
     check(r.code == 0, "run survives the worker's death", r)
     check(env.record("step.succeeded", "after"), "a fresh worker ran the next step")

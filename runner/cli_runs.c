@@ -1,0 +1,271 @@
+/*
+ * cli_runs.c — `irp status [RUN_ID]` (where each run stands) and
+ * `irp log RUN_ID [--follow] [--json]` (a run's timeline, for people or raw).
+ * Both only read: the journal and the run's lock, never taking it.
+ */
+#include "cli.h"
+#include "journal.h"
+#include "proto.h"
+#include "state.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* The pid holding a run's lock, or 0 when no process holds it. */
+static long lock_holder(const char *run_dir)
+{
+    char *path = ut_xasprintf("%s/lock", run_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return 0;
+    long pid = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+        char buf[32] = "";
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        pid = n > 0 ? strtol(buf, NULL, 10) : -1;
+    }
+    close(fd); /* also drops a shared lock we may have got */
+    return pid;
+}
+
+static const char *data_str(json_t *rec, const char *key)
+{
+    return pr_str(json_object_get(rec, "data"), key);
+}
+
+/* One word for where a run stands. */
+static const char *run_state(json_t *records, long holder)
+{
+    json_t *last = json_array_get(records, json_array_size(records) - 1);
+    const char *t = pr_str(last, "type");
+    if (holder)
+        return "running";
+    if (t && !strcmp(t, "run.finished"))
+        return data_str(last, "status") ? data_str(last, "status") : "finished";
+    if (t && !strcmp(t, "run.interrupted"))
+        return "interrupted";
+    return "stopped"; /* crashed or killed: resumable */
+}
+
+static int status_one(const char *state_dir, const char *id)
+{
+    char *run_dir = st_run_dir(state_dir, id);
+    char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
+    char err[512];
+    size_t torn = 0;
+    json_t *records = jr_read(path, &torn, err, sizeof err);
+    if (!records) {
+        fprintf(stderr, "irp status: %s\n", err);
+        free(run_dir);
+        free(path);
+        return IRP_EXIT_DATAERR;
+    }
+    long holder = lock_holder(run_dir);
+    json_t *first = json_array_get(records, 0);
+    json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
+    printf("run %s (%s): %s", id, pr_str(first, "mode") ? pr_str(first, "mode") : "?", run_state(records, holder));
+    if (holder > 0)
+        printf(" (pid %ld)", holder);
+    printf("\nplaybook %s (%s), started %s by %s\n", pr_str(pb, "title") ? pr_str(pb, "title") : "?",
+           pr_str(pb, "file") ? pr_str(pb, "file") : "?", pr_str(first, "ts") ? pr_str(first, "ts") : "?",
+           data_str(first, "operator") ? data_str(first, "operator") : "?");
+    if (torn)
+        printf("the journal ends with a torn record (%zu bytes); it is set aside when the run resumes\n", torn);
+    /* The last word on each step, in the order steps first appeared. */
+    json_t *order = json_array(), *last = json_object();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        const char *step = pr_str(rec, "step");
+        const char *t = pr_str(rec, "type");
+        if (!step || !t || strncmp(t, "step.", 5) != 0 || !strcmp(t, "step.log") || !strcmp(t, "step.exec") ||
+            !strcmp(t, "step.http"))
+            continue;
+        if (!json_object_get(last, step))
+            json_array_append_new(order, json_string(step));
+        json_object_set(last, step, rec);
+    }
+    json_array_foreach(order, i, rec)
+    {
+        const char *step = json_string_value(rec);
+        json_t *r = json_object_get(last, step);
+        const char *t = pr_str(r, "type") + 5;
+        printf("  %-10s %-24s %s\n", !strcmp(t, "started") ? "IN FLIGHT" : t, step,
+               data_str(r, "reason") ? data_str(r, "reason") : "");
+    }
+    json_t *tail = json_array_get(records, json_array_size(records) - 1);
+    printf("last record: #%lld %s at %s\n", pr_int(tail, "seq", 0), pr_str(tail, "type"), pr_str(tail, "ts"));
+    const char *st = run_state(records, holder);
+    if (!strcmp(st, "interrupted") || !strcmp(st, "stopped"))
+        printf("continue it with: irp resume %s\n", id);
+    json_decref(order);
+    json_decref(last);
+    json_decref(records);
+    free(run_dir);
+    free(path);
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int status_all(const char *state_dir)
+{
+    char *runs = ut_xasprintf("%s/runs", state_dir);
+    DIR *d = opendir(runs);
+    if (!d) {
+        printf("no runs in %s\n", state_dir);
+        free(runs);
+        return 0;
+    }
+    char **ids = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && st_valid_run_id(e->d_name)) {
+            ids = ut_xrealloc(ids, (n + 1) * sizeof *ids);
+            ids[n++] = ut_xstrdup(e->d_name);
+        }
+    closedir(d);
+    qsort(ids, n, sizeof *ids, by_name);
+    printf("%-28s %-6s %-12s %-24s %s\n", "RUN", "MODE", "STATE", "STARTED", "PLAYBOOK");
+    for (size_t i = 0; i < n; i++) {
+        char *run_dir = ut_xasprintf("%s/%s", runs, ids[i]);
+        char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
+        char err[256];
+        json_t *records = jr_read(path, NULL, err, sizeof err);
+        if (records && json_array_size(records)) {
+            json_t *first = json_array_get(records, 0);
+            json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
+            printf("%-28s %-6s %-12s %-24s %s\n", ids[i], pr_str(first, "mode") ? pr_str(first, "mode") : "?",
+                   run_state(records, lock_holder(run_dir)), pr_str(first, "ts") ? pr_str(first, "ts") : "?",
+                   pr_str(pb, "id") ? pr_str(pb, "id") : "?");
+        } else {
+            printf("%-28s %-6s %-12s %s\n", ids[i], "?", "unreadable", err);
+        }
+        json_decref(records);
+        free(run_dir);
+        free(path);
+        free(ids[i]);
+    }
+    free(ids);
+    free(runs);
+    return 0;
+}
+
+int cli_status(int argc, char **argv)
+{
+    const char *id = NULL, *state_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            cli_help("status");
+            return 0;
+        }
+        if (!strncmp(argv[i], "--state-dir", 11))
+            state_dir = argv[i][11] == '=' ? argv[i] + 12 : (i + 1 < argc ? argv[++i] : NULL);
+        else if (argv[i][0] == '-' || id) {
+            fprintf(stderr, "irp status: unexpected '%s' (irp status --help)\n", argv[i]);
+            return IRP_EXIT_USAGE;
+        } else
+            id = argv[i];
+    }
+    if (id && !st_valid_run_id(id)) {
+        fprintf(stderr, "irp status: '%s' is not a run id\n", id);
+        return IRP_EXIT_USAGE;
+    }
+    return id ? status_one(st_state_dir(state_dir), id) : status_all(st_state_dir(state_dir));
+}
+
+/* One record as a line for people. */
+static void print_record(json_t *rec)
+{
+    const char *ts = pr_str(rec, "ts");
+    const char *type = pr_str(rec, "type");
+    const char *step = pr_str(rec, "step");
+    json_t *data = json_object_get(rec, "data");
+    const char *detail = NULL;
+    static const char *const keys[] = {"reason", "msg", "note", "command", "message", "answer", "decision",
+                                       "status", "role", NULL};
+    for (int k = 0; keys[k] && !detail; k++)
+        detail = pr_str(data, keys[k]);
+    char extra[64] = "";
+    if (type && !strcmp(type, "escalation.triggered"))
+        snprintf(extra, sizeof extra, "tier %lld ", pr_int(data, "tier", 0));
+    else if (type && !strcmp(type, "step.started"))
+        snprintf(extra, sizeof extra, "attempt %lld ", pr_int(data, "attempt", 1));
+    printf("%s  %5lld  %-22s %-18s %s%.*s\n", ts ? ts + 11 : "?", pr_int(rec, "seq", 0), type ? type : "?",
+           step ? step : "", extra, 200, detail ? detail : "");
+}
+
+int cli_log(int argc, char **argv)
+{
+    const char *id = NULL, *state_dir = NULL;
+    int follow = 0, as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            cli_help("log");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
+            follow = 1;
+        else if (!strcmp(argv[i], "--json"))
+            as_json = 1;
+        else if (!strncmp(argv[i], "--state-dir", 11))
+            state_dir = argv[i][11] == '=' ? argv[i] + 12 : (i + 1 < argc ? argv[++i] : NULL);
+        else if (argv[i][0] == '-' || id) {
+            fprintf(stderr, "irp log: unexpected '%s' (irp log --help)\n", argv[i]);
+            return IRP_EXIT_USAGE;
+        } else
+            id = argv[i];
+    }
+    if (!id || !st_valid_run_id(id)) {
+        fprintf(stderr, "irp log: which run? (irp status lists them)\n");
+        return IRP_EXIT_USAGE;
+    }
+    char *run_dir = st_run_dir(st_state_dir(state_dir), id);
+    char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
+    size_t shown = 0;
+    int rc = 0;
+    for (;;) {
+        char err[512];
+        json_t *records = jr_read(path, NULL, err, sizeof err);
+        if (!records) {
+            fprintf(stderr, "irp log: %s\n", err);
+            rc = IRP_EXIT_DATAERR;
+            break;
+        }
+        int ended = 0;
+        for (size_t i = shown; i < json_array_size(records); i++) {
+            json_t *rec = json_array_get(records, i);
+            if (as_json) {
+                char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                printf("%s\n", line ? line : "{}");
+                free(line);
+            } else {
+                print_record(rec);
+            }
+            const char *t = pr_str(rec, "type");
+            ended = t && (!strcmp(t, "run.finished") || !strcmp(t, "run.interrupted"));
+        }
+        shown = json_array_size(records);
+        json_decref(records);
+        fflush(stdout);
+        if (!follow || (ended && !lock_holder(run_dir)))
+            break;
+        usleep(200 * 1000);
+    }
+    free(run_dir);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,567 @@
+/*
+ * loader.c — the playbook DSL functions and the load of a playbook file
+ * (plus --attach files) into a sandbox state: text-only chunks named
+ * "@path", top-level code under a deadline, every problem collected as
+ * {"file","line","msg"}. Validation of the returned playbook is in
+ * loader_validate.c, templates in loader_template.c.
+ * Depends on: Lua 5.4, jansson, sandbox.h, util.h.
+ */
+#include "loader.h"
+#include "util.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PB_MAX_FILE ((size_t)16 << 20)
+
+const char pb_key_step_mt = 0;
+const char pb_key_playbook_mt = 0;
+const char pb_key_attach_mt = 0;
+const char pb_key_fns = 0;
+const char pb_key_problems = 0;
+
+void pb_problem(json_t *problems, const char *file, int line, const char *fmt, ...)
+{
+    ut_buf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    ut_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    char *clean = ut_utf8_sanitize(b.data ? b.data : "", b.len, NULL);
+    char *fclean = ut_utf8_sanitize(file ? file : "?", strlen(file ? file : "?"), NULL);
+    json_array_append_new(problems, json_pack("{s:s,s:i,s:s}", "file", fclean, "line", line,
+                                              "msg", clean));
+    free(clean);
+    free(fclean);
+    ut_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ DSL */
+
+/* Where the DSL function was called from: the file (full path, from the
+ * chunk name, never the truncated short_src) and line. */
+static void caller_where(lua_State *L, const char **file, int *line)
+{
+    lua_Debug ar;
+    *file = "?";
+    *line = 0;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
+        *file = ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
+        *line = ar.currentline > 0 ? ar.currentline : ar.linedefined;
+    }
+}
+
+/* Records a DSL problem in the registry list. [-0, +0, m] */
+static void dsl_problem(lua_State *L, const char *file, int line, const char *msg)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pb_key_problems);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, file);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, line);
+    lua_setfield(L, -2, "line");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "msg");
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+/* Builds {spec=..., file=..., line=...(, id=...)} with the metatable at
+ * registry key mt_key. spec is the value at spec_idx (a table, or a fresh
+ * empty one). [-0, +1, m] */
+static void dsl_object(lua_State *L, const void *mt_key, int spec_idx, const char *file, int line)
+{
+    lua_createtable(L, 0, 4);
+    if (lua_istable(L, spec_idx))
+        lua_pushvalue(L, spec_idx);
+    else
+        lua_newtable(L);
+    lua_setfield(L, -2, "spec");
+    lua_pushstring(L, file);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, line);
+    lua_setfield(L, -2, "line");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+    lua_setmetatable(L, -2);
+}
+
+static const char *type_phrase(lua_State *L, int idx)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: return "nil";
+    case LUA_TNUMBER: return "a number";
+    case LUA_TBOOLEAN: return "a boolean";
+    case LUA_TSTRING: return "a string";
+    case LUA_TTABLE: return "a table";
+    case LUA_TFUNCTION: return "a function";
+    case LUA_TTHREAD: return "a coroutine";
+    default: return "a userdata";
+    }
+}
+
+/* step "id" { fields }: the second half. Upvalues: id, file, line.
+ * [-1, +1, m] */
+static int dsl_step_def(lua_State *L)
+{
+    const char *id = lua_tostring(L, lua_upvalueindex(1));
+    const char *file = lua_tostring(L, lua_upvalueindex(2));
+    int line = (int)lua_tointeger(L, lua_upvalueindex(3));
+    if (!lua_istable(L, 1)) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "step \"%.64s\" must be followed by a table of fields (step \"%.64s\" { ... }), not %s",
+                 id, id, type_phrase(L, 1));
+        dsl_problem(L, file, line, msg);
+    }
+    dsl_object(L, &pb_key_step_mt, 1, file, line);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setfield(L, -2, "id");
+    return 1;
+}
+
+/* step "id": returns the function that takes the fields. [-1, +1, m] */
+static int dsl_step(lua_State *L)
+{
+    const char *file;
+    int line;
+    caller_where(L, &file, &line);
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        char msg[256];
+        if (lua_istable(L, 1))
+            snprintf(msg, sizeof msg, "a step needs an id: write step \"id\" { ... }");
+        else
+            snprintf(msg, sizeof msg, "a step id must be a string, not %s", type_phrase(L, 1));
+        dsl_problem(L, file, line, msg);
+        lua_pushliteral(L, "?");
+    } else {
+        lua_pushvalue(L, 1);
+    }
+    lua_pushstring(L, file);
+    lua_pushinteger(L, line);
+    lua_pushcclosure(L, dsl_step_def, 3);
+    return 1;
+}
+
+/* playbook { fields } [-1, +1, m] */
+static int dsl_playbook(lua_State *L)
+{
+    const char *file;
+    int line;
+    caller_where(L, &file, &line);
+    if (!lua_istable(L, 1)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "playbook must be called with a table (playbook { ... }), not %s",
+                 type_phrase(L, 1));
+        dsl_problem(L, file, line, msg);
+    }
+    dsl_object(L, &pb_key_playbook_mt, 1, file, line);
+    return 1;
+}
+
+/* attach { after = "id" | before = "id" | at_end_of = "phase", step ... }
+ * [-1, +1, m] */
+static int dsl_attach(lua_State *L)
+{
+    const char *file;
+    int line;
+    caller_where(L, &file, &line);
+    if (!lua_istable(L, 1)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "attach must be called with a table (attach { ... }), not %s",
+                 type_phrase(L, 1));
+        dsl_problem(L, file, line, msg);
+    }
+    dsl_object(L, &pb_key_attach_mt, 1, file, line);
+    return 1;
+}
+
+/* A metatable that hides itself from getmetatable/setmetatable. */
+static void new_locked_mt(lua_State *L, const void *key, const char *name)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void pb_dsl_open(lua_State *L)
+{
+    new_locked_mt(L, &pb_key_step_mt, "irp.step");
+    new_locked_mt(L, &pb_key_playbook_mt, "irp.playbook");
+    new_locked_mt(L, &pb_key_attach_mt, "irp.attach");
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_problems);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_fns);
+    lua_pushglobaltable(L);
+    lua_pushcfunction(L, dsl_playbook);
+    lua_setfield(L, -2, "playbook");
+    lua_pushcfunction(L, dsl_step);
+    lua_setfield(L, -2, "step");
+    lua_pushcfunction(L, dsl_attach);
+    lua_setfield(L, -2, "attach");
+    lua_pop(L, 1);
+}
+
+void pb_push_step_fn(lua_State *L, const char *step_id, const char *which)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pb_key_fns) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return;
+    }
+    lua_pushstring(L, step_id);
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_pop(L, 2);
+        lua_pushnil(L);
+        return;
+    }
+    lua_pushstring(L, which);
+    lua_rawget(L, -2);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
+/* --------------------------------------------------------------- loading */
+
+/* Matches a leading "CHUNK:LINE:" of a Lua message against the known file
+ * paths. CHUNK is Lua's short_src: the path, or "..." and its tail when the
+ * path is long. On a match sets *file and *line and returns the rest. */
+static const char *split_where(const char *msg, const char *const *paths, const char **file,
+                               int *line)
+{
+    for (const char *colon = strchr(msg, ':'); colon; colon = strchr(colon + 1, ':')) {
+        const char *d = colon + 1;
+        if (*d < '0' || *d > '9')
+            continue;
+        long n = 0;
+        while (*d >= '0' && *d <= '9' && n < 100000000)
+            n = n * 10 + (*d++ - '0');
+        if (*d != ':')
+            continue;
+        size_t plen = (size_t)(colon - msg);
+        for (size_t i = 0; paths[i]; i++) {
+            const char *p = paths[i];
+            size_t len = strlen(p);
+            int match = (plen == len && strncmp(msg, p, len) == 0);
+            if (!match && plen > 3 && strncmp(msg, "...", 3) == 0 && len >= plen - 3)
+                match = strncmp(p + len - (plen - 3), msg + 3, plen - 3) == 0;
+            if (match) {
+                *file = p;
+                *line = (int)n;
+                d++;
+                while (*d == ' ')
+                    d++;
+                return d;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Turns a failed load/run of a chunk into a problem. */
+static void failure_problem(json_t *problems, const sb_failure *f, const char *const *paths,
+                            const char *chunk_path, const char *while_what)
+{
+    const char *file = NULL;
+    int line = 0;
+    if (f->kind == SB_MEMORY) {
+        pb_problem(problems, f->file ? f->file : chunk_path, f->line ? f->line : 1, "%s %s",
+                   f->msg, while_what);
+        return;
+    }
+    const char *rest = split_where(f->msg, paths, &file, &line);
+    if (rest) {
+        pb_problem(problems, file, line, "%s", rest);
+        return;
+    }
+    pb_problem(problems, f->file ? f->file : chunk_path, f->line ? f->line : 1, "%s", f->msg);
+}
+
+static char *read_file(const char *path, size_t *len, char **err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        *err = ut_xasprintf("cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        *err = ut_xasprintf("is a directory, not a playbook file");
+        return NULL;
+    }
+    ut_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        ut_buf_append(&b, chunk, n);
+        if (b.len > PB_MAX_FILE) {
+            fclose(fp);
+            ut_buf_free(&b);
+            *err = ut_xasprintf("larger than %zu MiB", PB_MAX_FILE >> 20);
+            return NULL;
+        }
+    }
+    int bad = ferror(fp);
+    int saved = errno;
+    fclose(fp);
+    if (bad) {
+        ut_buf_free(&b);
+        *err = ut_xasprintf("cannot read: %s", strerror(saved));
+        return NULL;
+    }
+    ut_buf_append(&b, "", 0);
+    *len = b.len;
+    return b.data;
+}
+
+/* Loads and runs one chunk; leaves its single result (or nothing) on the
+ * stack. Returns 1 when a result was pushed. [-0, +(0|1), -] */
+static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
+                     const char *const *paths, json_t *problems)
+{
+    lua_State *L = sb->L;
+    size_t len = 0;
+    char *err = NULL;
+    char *text = read_file(path, &len, &err);
+    if (!text) {
+        pb_problem(problems, path, 0, "%s", err);
+        free(err);
+        return 0;
+    }
+    char *chunkname = ut_xasprintf("@%s", path);
+    int status = luaL_loadbufferx(L, text, len, chunkname, "t");
+    free(chunkname);
+    free(text);
+    if (status != LUA_OK) {
+        sb_failure f;
+        memset(&f, 0, sizeof f);
+        if (status == LUA_ERRMEM) {
+            f.kind = SB_MEMORY;
+            f.msg = ut_xasprintf("memory limit of %zu MiB reached", sb->limit >> 20);
+        } else {
+            f.kind = SB_ERROR;
+            f.msg = sb_error_text(sb, -1);
+        }
+        lua_pop(L, 1);
+        failure_problem(problems, &f, paths, path, "while compiling the file");
+        sb_failure_free(&f);
+        return 0;
+    }
+    int64_t ms = req->timeout_ms > 0 ? req->timeout_ms : PB_LOAD_TIMEOUT_MS;
+    char limit[32], msg[128];
+    sb_format_ms(ms, limit, sizeof limit);
+    snprintf(msg, sizeof msg, "the playbook's top-level code ran longer than %s", limit);
+    sb_deadline_arm(sb, ms, msg, 1);
+    sb_failure f;
+    int kind = sb_pcall(sb, 0, 1, &f);
+    sb_deadline_disarm(sb);
+    if (kind != SB_OK) {
+        failure_problem(problems, &f, paths, path, "while running the playbook's top-level code");
+        sb_failure_free(&f);
+        return 0;
+    }
+    return 1;
+}
+
+static int is_object(lua_State *L, int idx, const void *mt_key)
+{
+    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+        return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, mt_key);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
+/* Moves the DSL's problems (registry list) into problems. [-0, +0, -] */
+static void take_dsl_problems(lua_State *L, json_t *problems)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pb_key_problems) == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_getfield(L, -1, "file");
+            lua_getfield(L, -2, "line");
+            lua_getfield(L, -3, "msg");
+            pb_problem(problems, lua_tostring(L, -3), (int)lua_tointeger(L, -2), "%s",
+                       lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+            lua_pop(L, 4);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+typedef struct {
+    const pb_request *req;
+    json_t *problems;
+    json_t *outline;
+} validate_args;
+
+/* Runs pb_validate under lua_pcall (a memory error becomes a problem).
+ * Arguments: playbook object, attach list, lightuserdata args. */
+static int validate_protected(lua_State *L)
+{
+    validate_args *a = lua_touserdata(L, 3);
+    a->outline = pb_validate(L, 1, 2, a->req, a->problems);
+    return 0;
+}
+
+typedef struct {
+    json_t *p;
+    size_t group, index;
+} sort_item;
+
+static int cmp_problems(const void *x, const void *y)
+{
+    const sort_item *a = x, *b = y;
+    if (a->group != b->group)
+        return a->group < b->group ? -1 : 1;
+    long long la = json_integer_value(json_object_get(a->p, "line"));
+    long long lb = json_integer_value(json_object_get(b->p, "line"));
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return a->index < b->index ? -1 : (a->index > b->index);
+}
+
+/* Sorts problems by file (in order of first appearance, the playbook
+ * first) and line, keeping discovery order within a line. */
+static json_t *sorted_problems(json_t *problems, const char *main_file)
+{
+    size_t n = json_array_size(problems);
+    sort_item *items = ut_xcalloc(n ? n : 1, sizeof *items);
+    const char **files = ut_xcalloc(n + 2, sizeof *files);
+    size_t nfiles = 0;
+    files[nfiles++] = main_file;
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(problems, i);
+        const char *f = json_string_value(json_object_get(p, "file"));
+        size_t g = 0;
+        while (g < nfiles && strcmp(files[g], f ? f : "") != 0)
+            g++;
+        if (g == nfiles)
+            files[nfiles++] = f ? f : "";
+        items[i] = (sort_item){p, g, i};
+    }
+    qsort(items, n, sizeof *items, cmp_problems);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(out, items[i].p);
+    free(items);
+    free(files);
+    return out;
+}
+
+int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **errors)
+{
+    lua_State *L = sb->L;
+    int top = lua_gettop(L);
+    json_t *problems = json_array();
+    *outline = NULL;
+    *errors = NULL;
+
+    size_t nattach = json_array_size(req->attach);
+    const char **paths = ut_xcalloc(nattach + 2, sizeof *paths);
+    paths[0] = req->file;
+    for (size_t i = 0; i < nattach; i++) {
+        const char *p = json_string_value(json_array_get(req->attach, i));
+        paths[i + 1] = p ? p : "?";
+    }
+
+    int have_pb = run_chunk(sb, req->file, req, paths, problems);
+    int pb_idx = 0;
+    if (have_pb) {
+        pb_idx = lua_gettop(L);
+        if (!is_object(L, pb_idx, &pb_key_playbook_mt)) {
+            pb_problem(problems, req->file, 1,
+                       "the file does not return a playbook (end it with: return playbook { ... })");
+            have_pb = 0;
+        }
+    } else {
+        lua_pushnil(L);
+        pb_idx = lua_gettop(L);
+    }
+
+    /* attach files: each returns an attach block or a list of them */
+    lua_newtable(L);
+    int attach_idx = lua_gettop(L);
+    for (size_t i = 0; i < nattach; i++) {
+        const char *path = paths[i + 1];
+        if (!run_chunk(sb, path, req, paths, problems))
+            continue;
+        int r = lua_gettop(L);
+        int ok = 1;
+        if (is_object(L, r, &pb_key_attach_mt)) {
+            lua_createtable(L, 1, 0);
+            lua_pushvalue(L, r);
+            lua_rawseti(L, -2, 1);
+            lua_replace(L, r);
+        } else if (lua_istable(L, r) && lua_rawlen(L, r) > 0) {
+            for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, r); k++) {
+                lua_rawgeti(L, r, k);
+                ok = ok && is_object(L, -1, &pb_key_attach_mt);
+                lua_pop(L, 1);
+            }
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            pb_problem(problems, path, 1,
+                       "the file does not return an attach block (end it with: return attach { "
+                       "after = \"step-id\", step \"id\" { ... } })");
+            lua_pop(L, 1);
+            continue;
+        }
+        for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, r); k++) {
+            lua_createtable(L, 0, 2);
+            lua_pushstring(L, path);
+            lua_setfield(L, -2, "file");
+            lua_rawgeti(L, r, k);
+            lua_setfield(L, -2, "block");
+            lua_rawseti(L, attach_idx, (lua_Integer)lua_rawlen(L, attach_idx) + 1);
+        }
+        lua_pop(L, 1);
+    }
+
+    take_dsl_problems(L, problems);
+
+    if (have_pb) {
+        validate_args a = {req, problems, NULL};
+        lua_pushcfunction(L, validate_protected);
+        lua_pushvalue(L, pb_idx);
+        lua_pushvalue(L, attach_idx);
+        lua_pushlightuserdata(L, &a);
+        if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+            pb_problem(problems, req->file, 1, "%s while checking the playbook",
+                       sb->mem_hit ? "memory limit reached" : "internal error");
+            lua_pop(L, 1);
+        }
+        *outline = a.outline;
+    }
+    lua_settop(L, top);
+    free(paths);
+
+    if (json_array_size(problems) > 0 || !*outline) {
+        if (json_array_size(problems) == 0)
+            pb_problem(problems, req->file, 1, "the playbook could not be loaded");
+        json_decref(*outline);
+        *outline = NULL;
+        *errors = sorted_problems(problems, req->file);
+        json_decref(problems);
+        return -1;
+    }
+    json_decref(problems);
+    return 0;
+}

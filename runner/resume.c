@@ -1,0 +1,206 @@
+/*
+ * resume.c — `irp resume`: reads the journal of an unfinished run and
+ * rebuilds what the engine needs to carry on. The journal is the only
+ * source of truth: the last outcome recorded for a step is its state; a
+ * step.started with no outcome after it is the step in flight.
+ */
+#include "resume.h"
+#include "cli.h"
+#include "journal.h"
+#include "proto.h"
+#include "state.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rs_context {
+    json_t *records;
+    json_t *vars, *state, *steps, *attach, *plugins;
+    char *playbook, *sha256, *in_flight;
+};
+
+void rs_free(rs_context *c)
+{
+    if (!c)
+        return;
+    json_decref(c->records);
+    json_decref(c->vars);
+    json_decref(c->state);
+    json_decref(c->steps);
+    json_decref(c->attach);
+    json_decref(c->plugins);
+    free(c->playbook);
+    free(c->sha256);
+    free(c->in_flight);
+    free(c);
+}
+
+static int64_t parse_ts_ms(const char *ts)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (!ts || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                      &tm.tm_sec, &ms) < 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, int *exit_code, char *err,
+                    size_t err_size)
+{
+    char *run_dir = st_run_dir(st_state_dir(state_dir), run_id);
+    char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
+    free(run_dir);
+    size_t torn = 0;
+    json_t *records = jr_read(path, &torn, err, err_size);
+    if (!records) {
+        *exit_code = IRP_EXIT_DATAERR;
+        free(path);
+        return NULL;
+    }
+    free(path);
+    json_t *first = json_array_get(records, 0);
+    const char *t0 = pr_str(first, "type");
+    if (!t0 || strcmp(t0, "run.started") != 0) {
+        snprintf(err, err_size, "run %s: its journal does not begin with run.started", run_id);
+        json_decref(records);
+        *exit_code = IRP_EXIT_DATAERR;
+        return NULL;
+    }
+    json_t *last = json_array_get(records, json_array_size(records) - 1);
+    if (!strcmp(pr_str(last, "type") ? pr_str(last, "type") : "", "run.finished")) {
+        snprintf(err, err_size, "run %s already finished (%s): there is nothing to resume", run_id,
+                 pr_str(json_object_get(last, "data"), "status") ? pr_str(json_object_get(last, "data"), "status")
+                                                                  : "?");
+        json_decref(records);
+        *exit_code = IRP_EXIT_USAGE;
+        return NULL;
+    }
+    rs_context *c = ut_xcalloc(1, sizeof *c);
+    c->records = records;
+    json_t *sd = json_object_get(first, "data");
+    json_t *pb = json_object_get(sd, "playbook");
+    const char *file = pr_str(pb, "path") ? pr_str(pb, "path") : pr_str(pb, "file");
+    c->playbook = ut_xstrdup(file ? file : "");
+    c->sha256 = ut_xstrdup(pr_str(pb, "sha256") ? pr_str(pb, "sha256") : "");
+    c->steps = json_incref(json_object_get(pb, "steps"));
+    c->vars = json_deep_copy(json_object_get(sd, "inputs"));
+    if (!json_is_object(c->vars)) {
+        json_decref(c->vars);
+        c->vars = json_object();
+    }
+    c->attach = json_array();
+    c->plugins = json_array();
+    c->state = json_object();
+
+    /* Replay: the last word on each step wins. */
+    int tier = 0;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        const char *type = pr_str(rec, "type");
+        const char *step = pr_str(rec, "step");
+        json_t *data = json_object_get(rec, "data");
+        if (!type)
+            continue;
+        if (!strcmp(type, "escalation.triggered") && pr_int(data, "tier", 0) > tier)
+            tier = (int)pr_int(data, "tier", 0);
+        if (!step)
+            continue;
+        if (!strcmp(type, "step.started"))
+            json_object_set_new(c->state, step, json_pack("{s:s, s:n}", "status", "started", "result"));
+        else if (!strcmp(type, "step.succeeded"))
+            json_object_set_new(c->state, step, json_pack("{s:s, s:O}", "status", "succeeded", "result",
+                                                          json_object_get(data, "result") ? json_object_get(data, "result") : json_null()));
+        else if (!strcmp(type, "step.failed"))
+            json_object_set_new(c->state, step, json_pack("{s:s, s:n}", "status", "failed", "result"));
+        else if (!strcmp(type, "step.skipped"))
+            json_object_set_new(c->state, step, json_pack("{s:s, s:n}", "status", "skipped", "result"));
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(c->state, tmp, k, v)
+    {
+        if (!strcmp(pr_str(v, "status"), "started")) {
+            free(c->in_flight);
+            c->in_flight = ut_xstrdup(k);
+            json_object_del(c->state, k);
+        }
+    }
+    o->playbook = c->playbook;
+    o->vars = c->vars;
+    o->attach = c->attach;
+    o->plugins = c->plugins;
+    o->drill = !strcmp(pr_str(first, "mode") ? pr_str(first, "mode") : "live", "drill");
+    json_t *speed = json_object_get(sd, "speed");
+    o->speed = json_is_number(speed) ? json_number_value(speed) : 1;
+    o->memory = pr_int(sd, "memory", (long long)256 << 20);
+    o->run_id = run_id;
+    o->resume = run_id;
+    o->resume_state = c->state;
+    o->in_flight = c->in_flight;
+    o->resume_sha256 = c->sha256;
+    o->resume_steps = c->steps;
+    o->resume_tier = tier;
+    int64_t started = parse_ts_ms(pr_str(first, "ts"));
+    int64_t ended = parse_ts_ms(pr_str(last, "ts"));
+    o->resume_elapsed_ms = started && ended >= started ? ended - started : 0;
+    return c;
+}
+
+int cli_resume(int argc, char **argv)
+{
+    eng_options o;
+    memset(&o, 0, sizeof o);
+    const char *run_id = NULL, *state_dir = NULL, *answer = NULL;
+    int yes = 0, force = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            cli_help("resume");
+            return 0;
+        } else if (!strncmp(a, "--in-flight", 11)) {
+            answer = a[11] == '=' ? a + 12 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!answer || (strcmp(answer, "retry") && strcmp(answer, "skip") && strcmp(answer, "done"))) {
+                fprintf(stderr, "irp resume: --in-flight takes retry, skip or done\n");
+                return IRP_EXIT_USAGE;
+            }
+        } else if (!strncmp(a, "--state-dir", 11)) {
+            state_dir = a[11] == '=' ? a + 12 : (i + 1 < argc ? argv[++i] : NULL);
+        } else if (!strcmp(a, "--yes") || !strcmp(a, "-y")) {
+            yes = 1;
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
+        } else if (a[0] == '-' || run_id) {
+            fprintf(stderr, "irp resume: unexpected '%s' (irp resume --help)\n", a);
+            return IRP_EXIT_USAGE;
+        } else {
+            run_id = a;
+        }
+    }
+    if (!run_id || !st_valid_run_id(run_id)) {
+        fprintf(stderr, "irp resume: which run? (irp status lists them; irp resume --help)\n");
+        return IRP_EXIT_USAGE;
+    }
+    char err[512];
+    int code = IRP_EXIT_DATAERR;
+    rs_context *c = rs_load(state_dir, run_id, &o, &code, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "irp resume: %s\n", err);
+        return code;
+    }
+    o.state_dir = state_dir;
+    o.yes = yes;
+    o.force = force;
+    o.in_flight_answer = answer;
+    code = eng_run_playbook(&o);
+    rs_free(c);
+    return code;
+}
