@@ -83,7 +83,8 @@ struct eng_run {
     json_t *current_def;      /* its outline entry */
     int64_t step_deadline_mono; /* soft deadline of the running step */
     int escalation_tier;      /* highest tier triggered so far */
-    json_t *breached;         /* {objective: run ms when breached} */
+    json_t *breached;
+    int acknowledged;         /* {objective: run ms when breached} */
     uv_timer_t escalation_timer;
     int escalation_timer_init;
     nt_service *notify;       /* notifiers and the outbox (notify.h) */
@@ -133,6 +134,9 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
 /* Starts the timers of tiers with "after". */
 void eng_escalation_start(eng_run *r);
 void eng_escalation_stop(eng_run *r);
+/* A person answered after an escalation: incident-tracking notifiers
+ * (PagerDuty, Opsgenie) are told it is acknowledged, once per run. */
+void eng_acknowledge(eng_run *r);
 /* While an operator is asked about a step whose `timeout` is set: every
  * time that much (run) time passes without an answer, escalate one tier.
  * Returns a handle for eng_wait_escalation_stop (NULL when no timeout). */

@@ -43,6 +43,7 @@ struct sw_worker {
     void *call_data;
     uv_timer_t deadline;
     int deadline_init;
+    uint64_t paused_left_ms;  /* hard deadline left when paused, 0 if not paused */
 };
 
 /* Starts a worker. 0, or -1 with err. */
@@ -61,6 +62,12 @@ int sw_request(sw_worker *w, const json_t *req, int64_t hard_deadline_ms, volati
  * not the current one (the worker that asked has died since). */
 void sw_reply_ok(sw_worker *w, int generation, long long call_id, json_t *value);
 void sw_reply_error(sw_worker *w, int generation, long long call_id, const char *error);
+
+/* Stops the hard-deadline clock while a person is being asked something
+ * (the worker pauses its soft deadline too), and restarts it with the time
+ * that was left. */
+void sw_pause_deadline(sw_worker *w);
+void sw_resume_deadline(sw_worker *w);
 
 /* SIGKILLs the worker (no-op when not running). */
 void sw_kill(sw_worker *w, const char *reason);

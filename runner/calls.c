@@ -117,6 +117,9 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
         tm_line(TM_CYAN, "      ? %s -> %s (--yes)", question,
                 is_confirm ? "yes" : json_string_value(answer));
     } else {
+        /* The person's thinking time is not the step's: both deadlines wait. */
+        int64_t asked_at = ut_mono_ms();
+        sw_pause_deadline(&r->worker);
         ut_buf prompt = {0};
         ut_buf_printf(&prompt, "      ? %s", question);
         if (is_confirm)
@@ -132,6 +135,7 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
             char *line = NULL;
             int rc = tm_prompt(r->loop, prompt.data, &line, &r->interrupted);
             if (rc < 0) {
+                sw_resume_deadline(&r->worker);
                 ut_buf_free(&prompt);
                 fx_answer_error(c, rc == -1 ? "no answer: the operator's input ended"
                                             : "interrupted while waiting for an answer");
@@ -161,6 +165,9 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
             tm_line(TM_YELLOW, "      please answer one of the choices shown");
         }
         ut_buf_free(&prompt);
+        if (r->step_deadline_mono)
+            r->step_deadline_mono += ut_mono_ms() - asked_at;
+        sw_resume_deadline(&r->worker);
     }
     eng_record(r, "operator.answered", c->step, r->operator_name,
                json_pack("{s:s, s:O, s:s}", "question", question, "answer", answer, "via", via));

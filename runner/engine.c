@@ -344,6 +344,16 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
         } else {
             long target = step_index(r, on_failure);
             tm_line(TM_YELLOW, "      on_failure: going to step \"%s\"", on_failure);
+            if (target > (long)i) {
+                /* Jumping forward: the steps in between are skipped, on the record. */
+                for (size_t k = i + 1; k < (size_t)target; k++) {
+                    const char *skipped = pr_str(json_array_get(r->steps, k), "id");
+                    char *why = ut_xasprintf("jumped over by on_failure of \"%s\"", id);
+                    eng_record(r, "step.skipped", skipped, r->operator_name, json_pack("{s:s}", "reason", why));
+                    eng_set_state(r, skipped, "skipped", NULL);
+                    free(why);
+                }
+            }
             i = target >= 0 ? (size_t)target : total;
             /* A step jumped back to runs again: forget its earlier outcome. */
             if (target >= 0)

@@ -78,6 +78,8 @@ static int approval_gate(eng_run *r, const char *id, const char *role)
     char *what = ut_xasprintf("approval by %s", role);
     void *waiting = eng_wait_escalation_start(r, id, what);
     int g = eng_ask_approval(r, id, role, &note);
+    if (g >= 0)
+        eng_acknowledge(r);
     eng_wait_escalation_stop(waiting);
     free(what);
     if (g < 0)
@@ -101,6 +103,8 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
     char *note = NULL;
     void *waiting = eng_wait_escalation_start(r, id, "the operator's answer");
     eng_answer a = eng_ask_manual(r, id, &note);
+    if (a != ANSWER_EOF && a != ANSWER_STOPPED)
+        eng_acknowledge(r);
     eng_wait_escalation_stop(waiting);
     if (a == ANSWER_EOF || a == ANSWER_STOPPED) {
         free(note);

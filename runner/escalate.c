@@ -283,3 +283,11 @@ void eng_wait_escalation_stop(void *handle)
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, wait_closed);
 }
+
+void eng_acknowledge(eng_run *r)
+{
+    if (r->acknowledged || r->escalation_tier == 0 || r->opt->yes)
+        return;
+    r->acknowledged = 1;
+    nt_run_event(r->notify, r->run_id, "acknowledge");
+}

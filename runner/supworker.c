@@ -291,6 +291,7 @@ int sw_request(sw_worker *w, const json_t *req, int64_t hard_deadline_ms, volati
         uv_run(w->loop, UV_RUN_ONCE);
     }
     uv_timer_stop(&w->deadline);
+    w->paused_left_ms = 0;
     if (w->answer) { /* an answer that arrived just before a crash still counts */
         *answer = w->answer;
         w->answer = NULL;
@@ -369,4 +370,20 @@ void sw_destroy(sw_worker *w)
         w->deadline_init = 0;
         uv_run(w->loop, UV_RUN_NOWAIT);
     }
+}
+
+void sw_pause_deadline(sw_worker *w)
+{
+    if (!w->deadline_init || !uv_is_active((uv_handle_t *)&w->deadline))
+        return;
+    w->paused_left_ms = uv_timer_get_due_in(&w->deadline) + 1;
+    uv_timer_stop(&w->deadline);
+}
+
+void sw_resume_deadline(sw_worker *w)
+{
+    if (!w->paused_left_ms)
+        return;
+    uv_timer_start(&w->deadline, deadline_cb, w->paused_left_ms, 0);
+    w->paused_left_ms = 0;
 }
