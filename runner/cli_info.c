@@ -216,9 +216,10 @@ int cli_show(int argc, char **argv)
         printf("\ninputs:\n");
         json_object_foreach(inputs, k, v)
         {
+            const char *def = pr_str(v, "default");
+            int shown = def && *def;
             printf("  %-16s %s%s%s%s\n", k, pr_bool(v, "required", 0) ? "required" : "optional",
-                   pr_str(v, "default") ? " (default " : "", pr_str(v, "default") ? pr_str(v, "default") : "",
-                   pr_str(v, "default") ? ")" : "");
+                   shown ? " (default " : "", shown ? def : "", shown ? ")" : "");
             if (pr_str(v, "doc"))
                 printf("  %-16s %s\n", "", pr_str(v, "doc"));
         }
