@@ -17,7 +17,7 @@
 
 /* Variables a worker may see: locale and sanitizer settings, nothing that
  * could hold a secret. */
-static const char *const worker_env_allow[] = {"LANG", "LC_ALL", "TZ", "ASAN_OPTIONS",
+static const char *const worker_env_allow[] = {"LANG", "LC_ALL", "TZ", "IRP_PLUGIN_PATH", "ASAN_OPTIONS",
                                                "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
 
 static void mark_dead(sw_worker *w, const char *reason)
