@@ -68,6 +68,8 @@ typedef struct nt_request {
     long timeout_ms;
     long connect_timeout_ms;
     char *ca_file;
+    char *method;                    /* NULL: POST (notifications); ctx.http sets it */
+    size_t answer_max;               /* bytes of the answer kept; 0: 64 KiB */
 } nt_request;
 
 /* Builds the request for entry to notifier n at now_ms (the Standard
@@ -124,8 +126,10 @@ typedef struct nh_result {
     int transport_fatal;
     int curl_code;
     long status;
-    char *body;               /* up to 64 KiB of the answer, NUL-terminated */
+    char *body;               /* up to answer_max (64 KiB) of the answer, NUL-terminated */
     size_t body_len;
+    int body_truncated;       /* the answer was longer than what was kept */
+    char *content_type;       /* Content-Type of the answer, or NULL */
     char retry_after[64];
     char error[256];          /* redacted transport error, "" if none */
     int64_t elapsed_ms;

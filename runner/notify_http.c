@@ -33,6 +33,7 @@ typedef struct nh_transfer {
     nt_request req;
     struct curl_slist *headers;
     ut_buf body;
+    int body_truncated;
     char retry_after[64];
     char errbuf[CURL_ERROR_SIZE];
     int64_t started;
@@ -167,8 +168,11 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     nh_transfer *t = userdata;
     size_t n = size * nmemb;
-    if (t->body.len < BODY_MAX)
-        ut_buf_append(&t->body, ptr, n > BODY_MAX - t->body.len ? BODY_MAX - t->body.len : n);
+    size_t max = t->req.answer_max ? t->req.answer_max : BODY_MAX;
+    if (t->body.len < max)
+        ut_buf_append(&t->body, ptr, n > max - t->body.len ? max - t->body.len : n);
+    if (t->body.len + n > max)
+        t->body_truncated = 1;
     return n; /* the rest is read and dropped: an answer is not worth failing over */
 }
 
@@ -239,6 +243,8 @@ static void check_done(nh_multi *m)
         ut_buf_append(&t->body, "", 0);
         res.body = t->body.data;
         res.body_len = t->body.len;
+        res.body_truncated = t->body_truncated;
+        curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &res.content_type);
         snprintf(res.retry_after, sizeof res.retry_after, "%s", t->retry_after);
         res.elapsed_ms = ut_mono_ms() - t->started;
         if (code != CURLE_OK) {
@@ -308,9 +314,17 @@ static int configure(nh_transfer *t, char *err, size_t err_size)
     SET(CURLOPT_VERBOSE, 0L);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_NOPROGRESS, 1L);
-    SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, t->req.body);
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->req.body_len);
+    if (!t->req.method || !strcmp(t->req.method, "POST") || t->req.body) {
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDS, t->req.body ? t->req.body : "");
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->req.body_len);
+    } else {
+        SET(CURLOPT_HTTPGET, 1L);
+    }
+    if (t->req.method && strcmp(t->req.method, "POST") && strcmp(t->req.method, "GET"))
+        SET(CURLOPT_CUSTOMREQUEST, t->req.method);
+    if (t->req.method && !strcmp(t->req.method, "HEAD"))
+        SET(CURLOPT_NOBODY, 1L);
     SET(CURLOPT_HTTPHEADER, t->headers);
     SET(CURLOPT_CONNECTTIMEOUT_MS, t->req.connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, t->req.timeout_ms);

@@ -169,6 +169,7 @@ void nt_request_free(nt_request *req)
         explicit_bzero(req->headers[i], strlen(req->headers[i]));
         free(req->headers[i]);
     }
+    free(req->method);
     free(req->ca_file);
     memset(req, 0, sizeof *req);
 }
