@@ -92,7 +92,8 @@ deps:
 # The main job on embedded defaults: an unattended drill, local state, stdout notifier.
 demo: deps
 	$(Q)$(MAKE) --no-print-directory irp
-	./irp drill playbooks/ransomware.lua --yes --speed 60 --state-dir .irp-demo -v host=web-07
+	./irp drill playbooks/ransomware.lua --scenario playbooks/scenarios/ransomware-friday-night.lua \
+	  --state-dir .irp-demo -v host=web-07
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory irp unit e2e

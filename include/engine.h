@@ -29,6 +29,7 @@ typedef struct eng_options {
     int drill;
     int yes;                  /* answer every manual step done, every approval granted */
     double speed;             /* drill clock speed (>= 1) */
+    struct sc_scenario *scenario; /* drill scenario (scenario.h), or NULL */
     int64_t memory;           /* Lua memory cap, bytes */
     /* Resume (filled by rs_load from the journal; NULL/0 for a new run). */
     const char *resume;       /* run id being resumed */
@@ -40,6 +41,7 @@ typedef struct eng_options {
     int resume_tier;          /* escalation tier reached before */
     int64_t resume_elapsed_ms;/* run time before the resume */
     int force;                /* resume even though the playbook changed */
+    long long resume_last_seq;/* last seq rs_load read: the journal must not have moved since */
 } eng_options;
 
 typedef struct eng_run eng_run;
@@ -53,12 +55,29 @@ typedef struct fx_call {
 } fx_call;
 
 /* Side effects: live performs them, drill simulates them from the step's
- * drill table. Each answers the call (fx_answer_*) exactly once, now or
- * later, and frees it. */
+ * drill table (or the scenario). Each answers the call (fx_answer_*)
+ * exactly once, now or later, and frees it. The hooks after them are how
+ * a drill sees the run without the engine knowing it drills; live leaves
+ * them NULL. */
 typedef struct fx_ops {
     const char *mode;         /* "live" | "drill" */
     void (*exec)(fx_call *call, json_t *args);
     void (*http)(fx_call *call, json_t *args);
+    /* The playbook is loaded, nothing recorded yet: 0 or an exit code. */
+    int (*prepare)(eng_run *r);
+    /* The journal exists and the header is shown: 0 or an exit code. */
+    int (*begin)(eng_run *r);
+    /* Every record before it is journaled (may add to data). */
+    void (*observe)(eng_run *r, const char *type, const char *step, json_t *data);
+    /* "step_start" when a step begins to run, "step_end" when it ended. */
+    void (*step_event)(eng_run *r, const char *event, const char *step);
+    /* A scripted answer ("word: note", malloc'd) to a prompt of kind
+     * manual / approval / ask / confirm, or NULL. */
+    char *(*scripted)(eng_run *r, const char *step, const char *kind);
+    /* The run ended with status and exit code: returns the exit code. */
+    int (*finish)(eng_run *r, const char *status, int code);
+    /* Frees what prepare/begin made (always called). */
+    void (*release)(eng_run *r);
 } fx_ops;
 
 extern const fx_ops fx_live;
@@ -92,6 +111,8 @@ struct eng_run {
     int interrupt_signal;
     int journal_failed;
     int artifacts;
+    const char *answer_via;   /* who gave the last answer: operator, --yes, scenario */
+    struct dr_state *drill;   /* the drill's own state (scenario.h), or NULL */
 };
 
 /* Runs (or drills) a playbook to the end. Returns the exit code. */
@@ -140,6 +161,8 @@ void eng_acknowledge(eng_run *r);
 /* While an operator is asked about a step whose `timeout` is set: every
  * time that much (run) time passes without an answer, escalate one tier.
  * Returns a handle for eng_wait_escalation_stop (NULL when no timeout). */
+/* The phase an objective ("contain_within") is about, or NULL (the whole run). */
+const char *eng_objective_phase(eng_run *r, const char *key);
 void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what);
 void eng_wait_escalation_stop(void *handle);
 /* Delivers one notification (journaled notify.queued / notify.sent). */

@@ -38,4 +38,9 @@ void lj_push(lua_State *L, const json_t *v);
 /* A JSON string from arbitrary bytes (invalid UTF-8 replaced); never NULL. */
 json_t *lj_string(const char *s, size_t len);
 
+/* The built-in module `require "json"` (luajson_module.c): pushes a new
+ * table { decode = fn(text) -> value | nil, why; encode = fn(value) -> text }.
+ * [-0, +1, m] */
+int lj_open_module(lua_State *L);
+
 #endif

@@ -88,4 +88,25 @@ char *sb_bounded_text(const char *s, size_t len, size_t max, int *truncated);
  * Returns a malloc'd bounded string. [-0, +0, -] */
 char *sb_error_text(sb_state *s, int idx);
 
+/* ---- plugins: the sandboxed `require` (sandbox_require.c) ---- */
+
+/* Installs the global require(name): a name of [a-z0-9_.-] (dots separate
+ * directories; no "..", no leading or trailing dot, at most 64 bytes) is
+ * looked up as DIR/a/b.lua then DIR/a/b/init.lua in dirs (NULL-terminated,
+ * may be NULL), then, when defaults != 0, in $IRP_PLUGIN_PATH
+ * (colon-separated) and in plugins/ beside the executable and beside its
+ * directory. "json" is built in (luajson.h). A plugin is Lua text, run
+ * once per state with (name, path) as arguments and the sandbox globals as
+ * its _ENV; its value (true when it returns nothing) is cached. Errors
+ * carry the file:line of the plugin, or of the caller for a bad name or a
+ * missing plugin. Returns 0, or -1 when memory ran out. */
+int sb_require_open(sb_state *s, const char *const *dirs, int defaults);
+/* 1 when name is a valid plugin name (see above). */
+int sb_require_valid_name(const char *name);
+/* 1 when source (a chunk name, "@path") is a loaded plugin. [-0, +0, -] */
+int sb_is_plugin_source(lua_State *L, const char *source);
+/* Fills out with up to max paths of the plugins loaded so far (strings
+ * owned by the state); returns how many. [-0, +0, -] */
+size_t sb_plugin_files(lua_State *L, const char **out, size_t max);
+
 #endif

@@ -106,7 +106,30 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
     size_t nchoices = json_is_array(choices) ? json_array_size(choices) : 0;
     json_t *answer = NULL;
     const char *via = "operator";
-    if (r->opt->yes) {
+    char *scripted = r->fx->scripted ? r->fx->scripted(r, c->step, is_confirm ? "confirm" : "ask") : NULL;
+    if (scripted) {
+        /* A scripted answer that fits no choice is refused like a typed one would be. */
+        if (is_confirm) {
+            if (!strcasecmp(scripted, "y") || !strcasecmp(scripted, "yes"))
+                answer = json_true();
+            else if (!strcasecmp(scripted, "n") || !strcasecmp(scripted, "no"))
+                answer = json_false();
+        } else if (nchoices) {
+            for (size_t i = 0; i < nchoices && !answer; i++)
+                if (!strcasecmp(scripted, json_string_value(json_array_get(choices, i))))
+                    answer = json_incref(json_array_get(choices, i));
+        } else
+            answer = json_string(scripted);
+        if (answer) {
+            via = "scenario";
+            tm_line(TM_CYAN, "      ? %s -> %s (scripted)", question, scripted);
+        } else
+            tm_warn("the scenario's answer '%s' to \"%s\" is not one of the choices: asking", scripted, question);
+        free(scripted);
+    }
+    if (answer) {
+        /* answered by the scenario */
+    } else if (r->opt->yes) {
         via = "--yes";
         if (is_confirm)
             answer = json_true();

@@ -7,6 +7,7 @@
 #include "engine.h"
 #include "notify.h"
 #include "resume.h"
+#include "scenario.h"
 #include "state.h"
 #include "term.h"
 #include "util.h"
@@ -93,6 +94,9 @@ static int cmd_run(const char *command, int argc, char **argv)
     o.attach = attach;
     o.plugins = plugins;
     int rc = IRP_EXIT_USAGE;
+    int speed_given = 0;
+    const char *scenario_path = NULL;
+    sc_scenario *scenario = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v;
@@ -165,10 +169,13 @@ static int cmd_run(const char *command, int argc, char **argv)
                 rc = usage_error(command, "--speed '%s' must be a number from 1 to 100000", v);
                 goto done;
             }
+            speed_given = 1;
         } else if (drill && is_option(a, "--scenario")) {
-            v = option_value(argc, argv, &i, "--scenario");
-            rc = usage_error(command, "--scenario is not supported yet (%s); run the drill without it", v);
-            goto done;
+            scenario_path = option_value(argc, argv, &i, "--scenario");
+            if (!scenario_path) {
+                rc = usage_error(command, "--scenario needs a scenario file (e.g. playbooks/scenarios/ransomware-friday-night.lua)%s", "");
+                goto done;
+            }
         } else if (a[0] == '-' && a[1]) {
             rc = usage_error(command, "unknown option '%s'", a);
             goto done;
@@ -189,8 +196,22 @@ static int cmd_run(const char *command, int argc, char **argv)
         rc = IRP_EXIT_DATAERR;
         goto done;
     }
+    if (scenario_path) {
+        /* A broken scenario stops the drill before anything is recorded. */
+        char err[1024];
+        scenario = sc_load_file(scenario_path, err, sizeof err);
+        if (!scenario) {
+            fprintf(stderr, "%s\n", err);
+            rc = IRP_EXIT_DATAERR;
+            goto done;
+        }
+        if (!speed_given && scenario->speed > 0)
+            o.speed = scenario->speed;
+        o.scenario = scenario;
+    }
     rc = eng_run_playbook(&o);
 done:
+    sc_free(scenario);
     json_decref(vars);
     json_decref(attach);
     json_decref(plugins);

@@ -237,6 +237,7 @@ int cli_log(int argc, char **argv)
     char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
     size_t shown = 0;
     int rc = 0;
+    int ended = 0; /* the run's last record was seen, in this poll or an earlier one */
     for (;;) {
         char err[512];
         json_t *records = jr_read(path, NULL, err, sizeof err);
@@ -245,7 +246,6 @@ int cli_log(int argc, char **argv)
             rc = IRP_EXIT_DATAERR;
             break;
         }
-        int ended = 0;
         for (size_t i = shown; i < json_array_size(records); i++) {
             json_t *rec = json_array_get(records, i);
             if (as_json) {

@@ -1,12 +1,15 @@
 /*
  * effects.c — the two implementations of side effects behind fx_ops:
- * fx_live runs commands for real (exec.c), fx_drill answers from the step's
- * `drill` table without starting anything. Both answer with the same shape,
+ * fx_live runs commands for real (exec.c), fx_drill answers from the
+ * scenario's outcomes or the step's `drill` table without starting
+ * anything; fx_drill's other hooks are the drill runtime (scenario_run.c). Both answer with the same shape,
  * so a later step never finds a simulated value missing, and both journal
  * what was done (or simulated) as step.exec / step.http.
  */
 #include "engine.h"
 #include "exec.h"
+#include "httpcall.h"
+#include "scenario.h"
 #include "secrets.h"
 #include "term.h"
 #include "util.h"
@@ -234,14 +237,7 @@ fail:
     fx_answer_error(c, err);
 }
 
-static void live_http(fx_call *c, json_t *args)
-{
-    (void)args;
-    fx_answer_error(c, "ctx.http: live HTTP requests are not available in this version of irp "
-                       "(drills simulate them)");
-}
-
-const fx_ops fx_live = {"live", live_exec_start, live_http};
+const fx_ops fx_live = {"live", live_exec_start, hc_request, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 /* ---- drill --------------------------------------------------------------- */
 
@@ -273,7 +269,9 @@ static json_t *string_or(json_t *v, const char *fallback)
 static void drill_exec(fx_call *c, json_t *args)
 {
     json_t *argv = json_object_get(args, "argv");
-    json_t *sim = drill_table(c, "exec");
+    json_t *sim = dr_next_outcome(c->run, c->step);
+    if (!sim)
+        sim = drill_table(c, "exec");
     if (!sim)
         tm_line(TM_YELLOW, "      ! no drill outcome for this step: simulating success with empty output");
     json_t *reply = json_object();
@@ -293,7 +291,9 @@ static void drill_exec(fx_call *c, json_t *args)
 
 static void drill_http(fx_call *c, json_t *args)
 {
-    json_t *sim = drill_table(c, "http");
+    json_t *sim = dr_next_outcome(c->run, c->step);
+    if (!sim)
+        sim = drill_table(c, "http");
     json_t *reply = json_object();
     json_t *status = sim ? json_object_get(sim, "status") : NULL;
     json_object_set_new(reply, "status", json_integer(json_is_integer(status) ? json_integer_value(status) : 200));
@@ -314,4 +314,5 @@ static void drill_http(fx_call *c, json_t *args)
     fx_answer_ok(c, reply);
 }
 
-const fx_ops fx_drill = {"drill", drill_exec, drill_http};
+const fx_ops fx_drill = {"drill",     drill_exec,    drill_http,  dr_prepare, dr_begin,
+                         dr_observe,  dr_step_event, dr_scripted, dr_finish,  dr_free};

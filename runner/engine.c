@@ -8,6 +8,7 @@
  */
 #include "engine.h"
 #include "exec.h"
+#include "httpcall.h"
 #include "secrets.h"
 #include "state.h"
 #include "term.h"
@@ -38,6 +39,8 @@ void eng_record(eng_run *r, const char *type, const char *step, const char *acto
         json_decref(data);
         return;
     }
+    if (r->fx && r->fx->observe)
+        r->fx->observe(r, type, step, data);
     sec_redact_json(data);
     if (jr_append(r->jr, type, step, actor, data) < 0) {
         if (jr_error(r->jr)) {
@@ -476,6 +479,16 @@ static int open_resumed_record(eng_run *r, const char *hash, char *err, size_t e
         tm_error("%s", err);
         return IRP_EXIT_DATAERR;
     }
+    /* Another irp may have resumed (even finished) the run between our
+     * reading its journal and taking its lock: what we read is stale. A
+     * torn tail set aside just now adds one record, which is fine. */
+    long long seen = opt->resume_last_seq, now = jr_last_seq(r->jr);
+    if (now != seen && now != seen + 1) {
+        tm_error("run %s changed while this resume was starting (another irp continued it): "
+                 "irp status %s shows where it stands",
+                 r->run_id, r->run_id);
+        return IRP_EXIT_TEMPFAIL;
+    }
     json_decref(r->state);
     r->state = json_deep_copy(opt->resume_state);
     r->escalation_tier = opt->resume_tier;
@@ -616,6 +629,8 @@ int eng_run_playbook(const eng_options *opt)
         code = IRP_EXIT_DATAERR;
         goto out;
     }
+    if (r->fx->prepare && (code = r->fx->prepare(r)) != 0)
+        goto out;
 
     /* 2. The record: a new journal, or the one of the run being resumed. */
     char err[512];
@@ -625,6 +640,8 @@ int eng_run_playbook(const eng_options *opt)
         goto out;
     }
     print_header(r);
+    if (r->fx->begin && (code = r->fx->begin(r)) != 0)
+        goto out;
     nt_start(r->notify); /* the journal exists: deliveries (and their records) may begin */
     if (opt->resume && (code = decide_in_flight(r)) != 0)
         goto out;
@@ -647,6 +664,8 @@ int eng_run_playbook(const eng_options *opt)
                              : r->interrupt_signal == SIGINT ? "SIGINT"
                                                              : "SIGTERM",
                              "step", failed_step));
+        if (!strcmp(status, "no-answer"))
+            tm_line(TM_YELLOW, "== no answer at step \"%s\" (the input ended)", failed_step ? failed_step : "?");
         tm_line(TM_YELLOW, "== run %s interrupted after %s; continue it with: irp resume %s", r->run_id, d, r->run_id);
     } else if (strcmp(status, "fatal") != 0) {
         json_t *data = json_pack("{s:s, s:I, s:i, s:i, s:i}", "status", status, "duration_ms", (json_int_t)ms,
@@ -662,6 +681,8 @@ int eng_run_playbook(const eng_options *opt)
                 count_status(r, "succeeded"), count_status(r, "failed"), count_status(r, "skipped"),
                 failed_step ? "; stopped at " : "", failed_step ? failed_step : "");
     }
+    if (r->fx->finish && strcmp(status, "fatal") != 0 && !r->journal_failed)
+        code = r->fx->finish(r, status, code);
     if (!strcmp(status, "succeeded"))
         nt_run_event(r->notify, r->run_id, "resolve");
     if (nt_pending(r->notify)) {
@@ -681,7 +702,10 @@ out:
         code = IRP_EXIT_IOERR;
     if (r->lock_fd >= 0)
         close(r->lock_fd);
+    if (r->fx->release)
+        r->fx->release(r);
     tm_shutdown();
+    hc_shutdown();
     nt_close(r->notify);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);

@@ -84,7 +84,7 @@ static int approval_gate(eng_run *r, const char *id, const char *role)
     free(what);
     if (g < 0)
         return g == -2 ? -OUT_STOPPED : -OUT_NO_ANSWER;
-    json_t *data = json_pack("{s:s, s:s}", "role", role, "via", r->opt->yes ? "--yes" : "operator");
+    json_t *data = json_pack("{s:s, s:s}", "role", role, "via", r->answer_via ? r->answer_via : "operator");
     if (note)
         json_object_set_new(data, "note", json_string(note));
     eng_record(r, g ? "approval.granted" : "approval.denied", id, r->operator_name, data);
@@ -111,7 +111,7 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
         return a == ANSWER_EOF ? OUT_NO_ANSWER : OUT_STOPPED;
     }
     const char *word = a == ANSWER_DONE ? "done" : a == ANSWER_FAILED ? "failed" : "skip";
-    json_t *data = json_pack("{s:s, s:s}", "answer", word, "via", r->opt->yes ? "--yes" : "operator");
+    json_t *data = json_pack("{s:s, s:s}", "answer", word, "via", r->answer_via ? r->answer_via : "operator");
     if (note)
         json_object_set_new(data, "note", json_string(note));
     eng_record(r, "manual.answered", id, r->operator_name, data);
@@ -309,6 +309,8 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
         out = OUT_SKIPPED;
     } else {
         int go = 1;
+        if (r->fx->step_event)
+            r->fx->step_event(r, "step_start", id);
         if (approval) {
             go = approval_gate(r, id, approval);
             if (go == 0) {
@@ -326,6 +328,8 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
             out = manual_step(r, id, def, manual_text, reason);
         else
             out = automated_step(r, id, def, reason);
+        if (r->fx->step_event && out != OUT_STOPPED && out != OUT_FATAL && out != OUT_NO_ANSWER)
+            r->fx->step_event(r, "step_end", id);
     }
     free(shown_title);
     free(manual_text);

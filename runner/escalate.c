@@ -126,7 +126,7 @@ static int64_t elapsed_ms(eng_run *r)
 /* The phase an objective is about: "contain_within" -> "containment",
  * "detection_within" -> "detection"; NULL for the whole run
  * ("resolve_within", "close_within", or no matching phase). */
-static const char *objective_phase(eng_run *r, const char *key)
+const char *eng_objective_phase(eng_run *r, const char *key)
 {
     size_t n = strlen(key);
     if (n <= 7 || strcmp(key + n - 7, "_within") != 0)
@@ -171,7 +171,7 @@ static void check_objectives(eng_run *r)
     {
         if (!json_is_integer(v) || json_object_get(r->breached, key))
             continue;
-        const char *phase = objective_phase(r, key);
+        const char *phase = eng_objective_phase(r, key);
         if (elapsed_ms(r) < json_integer_value(v) || phase_finished(r, phase))
             continue;
         char shown[32];
@@ -286,7 +286,8 @@ void eng_wait_escalation_stop(void *handle)
 
 void eng_acknowledge(eng_run *r)
 {
-    if (r->acknowledged || r->escalation_tier == 0 || r->opt->yes)
+    /* Unattended answers and drills acknowledge nothing on a real pager. */
+    if (r->acknowledged || r->escalation_tier == 0 || r->opt->yes || r->opt->drill)
         return;
     r->acknowledged = 1;
     nt_run_event(r->notify, r->run_id, "acknowledge");

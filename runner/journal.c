@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,8 +533,15 @@ int jr_lock_run(const char *run_dir, long *holder_pid, char *err, size_t err_siz
     if (rc < 0) {
         int saved = errno;
         if (saved == EWOULDBLOCK) {
-            /* The holder may not have written its pid yet: then 0. */
-            *holder_pid = read_lock_pid(fd);
+            /* The holder writes its pid just after it wins: give it a moment,
+             * and never name a pid that is not alive (a previous holder's). */
+            for (int tries = 0; tries < 20; tries++) {
+                *holder_pid = read_lock_pid(fd);
+                if (*holder_pid > 0 && (kill((pid_t)*holder_pid, 0) == 0 || errno == EPERM))
+                    break;
+                *holder_pid = 0;
+                usleep(10 * 1000);
+            }
             if (*holder_pid)
                 set_err(err, err_size, "run is in use by pid %ld (%s)", *holder_pid, path);
             else
@@ -548,7 +556,8 @@ int jr_lock_run(const char *run_dir, long *holder_pid, char *err, size_t err_siz
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    /* Write first, then cut: the file never reads as empty to a loser. */
+    if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) < 0) {
         set_err(err, err_size, "write %s: %s", path, strerror(errno));
         close(fd);
         free(path);

@@ -50,9 +50,17 @@ static void caller_where(lua_State *L, const char **file, int *line)
     lua_Debug ar;
     *file = "?";
     *line = 0;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-        *file = ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
-        *line = ar.currentline > 0 ? ar.currentline : ar.linedefined;
+    /* A step made by a plugin's constructor belongs where the playbook
+     * called the constructor: skip the plugins' frames (and C frames
+     * between them); without a playbook frame, keep the first one. */
+    for (int level = 1; lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar); level++) {
+        int skip = ar.source[0] == '=' || sb_is_plugin_source(L, ar.source);
+        if (level == 1 || !skip) {
+            *file = ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
+            *line = ar.currentline > 0 ? ar.currentline : ar.linedefined;
+        }
+        if (!skip)
+            break;
     }
 }
 
@@ -271,22 +279,28 @@ static const char *split_where(const char *msg, const char *const *paths, const 
 }
 
 /* Turns a failed load/run of a chunk into a problem. */
-static void failure_problem(json_t *problems, const sb_failure *f, const char *const *paths,
-                            const char *chunk_path, const char *while_what)
+static void failure_problem(lua_State *L, json_t *problems, const sb_failure *f,
+                            const char *const *paths, const char *chunk_path, const char *while_what)
 {
     const char *file = NULL;
     int line = 0;
-    if (f->kind == SB_MEMORY) {
+    /* the playbook, the attach files, then every plugin loaded so far */
+    size_t n = 0;
+    while (paths[n])
+        n++;
+    const char **all = ut_xcalloc(n + 65, sizeof *all);
+    memcpy(all, paths, n * sizeof *all);
+    sb_plugin_files(L, all + n, 64);
+    paths = all;
+    const char *rest = NULL;
+    if (f->kind == SB_MEMORY)
         pb_problem(problems, f->file ? f->file : chunk_path, f->line ? f->line : 1, "%s %s",
                    f->msg, while_what);
-        return;
-    }
-    const char *rest = split_where(f->msg, paths, &file, &line);
-    if (rest) {
+    else if ((rest = split_where(f->msg, paths, &file, &line)) != NULL)
         pb_problem(problems, file, line, "%s", rest);
-        return;
-    }
-    pb_problem(problems, f->file ? f->file : chunk_path, f->line ? f->line : 1, "%s", f->msg);
+    else
+        pb_problem(problems, f->file ? f->file : chunk_path, f->line ? f->line : 1, "%s", f->msg);
+    free(all);
 }
 
 static char *read_file(const char *path, size_t *len, char **err)
@@ -356,7 +370,7 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
             f.msg = sb_error_text(sb, -1);
         }
         lua_pop(L, 1);
-        failure_problem(problems, &f, paths, path, "while compiling the file");
+        failure_problem(L, problems, &f, paths, path, "while compiling the file");
         sb_failure_free(&f);
         return 0;
     }
@@ -369,7 +383,7 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
     int kind = sb_pcall(sb, 0, 1, &f);
     sb_deadline_disarm(sb);
     if (kind != SB_OK) {
-        failure_problem(problems, &f, paths, path, "while running the playbook's top-level code");
+        failure_problem(L, problems, &f, paths, path, "while running the playbook's top-level code");
         sb_failure_free(&f);
         return 0;
     }
@@ -464,6 +478,23 @@ static json_t *sorted_problems(json_t *problems, const char *main_file)
     return out;
 }
 
+/* Gives the state its `require`: the request's plugin dirs first, then
+ * the defaults of sb_require_open. */
+static void install_require(sb_state *sb, const pb_request *req, json_t *problems)
+{
+    size_t n = json_array_size(req->plugins);
+    const char **dirs = ut_xcalloc(n + 1, sizeof *dirs);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *d = json_string_value(json_array_get(req->plugins, i));
+        if (d && *d)
+            dirs[k++] = d;
+    }
+    if (sb_require_open(sb, dirs, 1) < 0)
+        pb_problem(problems, req->file, 1, "memory limit reached while preparing require");
+    free(dirs);
+}
+
 int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **errors)
 {
     lua_State *L = sb->L;
@@ -471,6 +502,8 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     json_t *problems = json_array();
     *outline = NULL;
     *errors = NULL;
+
+    install_require(sb, req, problems);
 
     size_t nattach = json_array_size(req->attach);
     const char **paths = ut_xcalloc(nattach + 2, sizeof *paths);

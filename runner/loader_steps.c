@@ -423,6 +423,18 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
                     pb_problem(problems, in->file, in->line,
                                "duplicate step id \"%.64s\" (first defined at line %d)", in->id,
                                info[k].line);
+                else if (l->v[k].source && !l->v[i].source)
+                    /* an attached step placed before the playbook's own:
+                     * the attach file is what needs the new id */
+                    pb_problem(problems, info[k].file, info[k].line,
+                               "attached step \"%.64s\" collides with the step of the same id at "
+                               "%s:%d (give the attached step another id)",
+                               in->id, in->file, in->line);
+                else if (l->v[i].source && !l->v[k].source)
+                    pb_problem(problems, in->file, in->line,
+                               "attached step \"%.64s\" collides with the step of the same id at "
+                               "%s:%d (give the attached step another id)",
+                               in->id, info[k].file, info[k].line);
                 else
                     pb_problem(problems, in->file, in->line,
                                "duplicate step id \"%.64s\" (first defined at %s:%d)", in->id,

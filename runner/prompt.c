@@ -2,7 +2,8 @@
  * prompt.c — the operator's answers to manual steps and approvals. At any
  * prompt "note: text" journals an operator note and asks again; "?" shows
  * the choices. With --yes every manual step is answered "done" and every
- * approval "granted", journaled as such.
+ * approval "granted", journaled as such. In a drill a scripted answer
+ * (the scenario's, through fx_ops.scripted) comes before both.
  */
 #include "engine.h"
 #include "term.h"
@@ -42,6 +43,29 @@ static int one_of(const char *word, const char *const *choices)
     return 0;
 }
 
+/* The scripted answer to this prompt, matched against groups: the group's
+ * index with *note set, or -1 when there is none (or it fits no group). */
+static int scripted_choice(eng_run *r, const char *step, const char *kind, const char *const *const *groups,
+                           char **note_out)
+{
+    char *text = r->fx->scripted ? r->fx->scripted(r, step, kind) : NULL;
+    if (!text)
+        return -1;
+    char *word, *note;
+    split_answer(text, &word, &note);
+    int found = -1;
+    for (int g = 0; groups[g] && found < 0; g++)
+        if (one_of(word, groups[g]))
+            found = g;
+    if (found >= 0) {
+        *note_out = note ? ut_xstrdup(note) : NULL;
+        tm_line(TM_CYAN, "      scripted answer: %s%s%s", word, note ? ": " : "", note ? note : "");
+        r->answer_via = "scenario";
+    }
+    free(text);
+    return found;
+}
+
 /* Reads answers until one is understood. Returns the index of the matched
  * group, -1 at end of input, -2 when interrupted. */
 static int read_choice(eng_run *r, const char *step, const char *prompt, const char *const *const *groups,
@@ -77,14 +101,18 @@ static int read_choice(eng_run *r, const char *step, const char *prompt, const c
 eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
 {
     *note = NULL;
-    if (r->opt->yes) {
-        tm_line(TM_DIM, "      answered done (--yes)");
-        return ANSWER_DONE;
-    }
     static const char *const done[] = {"done", "d", "ok", "yes", "y", NULL};
     static const char *const failed[] = {"failed", "fail", "f", NULL};
     static const char *const skip[] = {"skip", "s", NULL};
     static const char *const *const groups[] = {done, failed, skip, NULL};
+    int s = scripted_choice(r, step, "manual", groups, note);
+    if (s >= 0)
+        return s == 0 ? ANSWER_DONE : s == 1 ? ANSWER_FAILED : ANSWER_SKIP;
+    r->answer_via = r->opt->yes ? "--yes" : "operator";
+    if (r->opt->yes) {
+        tm_line(TM_DIM, "      answered done (--yes)");
+        return ANSWER_DONE;
+    }
     int g = read_choice(r, step, "      done / failed / skip (\": note\" to add a note) >", groups,
                         "answer done, failed or skip, optionally followed by ': a note'; 'note: text' "
                         "records a note",
@@ -99,13 +127,17 @@ eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
 int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note)
 {
     *note = NULL;
+    static const char *const approve[] = {"approve", "approved", "a", "yes", "y", "grant", NULL};
+    static const char *const deny[] = {"deny", "denied", "no", "n", "reject", NULL};
+    static const char *const *const groups[] = {approve, deny, NULL};
+    int s = scripted_choice(r, step, "approval", groups, note);
+    if (s >= 0)
+        return s == 0 ? 1 : 0;
+    r->answer_via = r->opt->yes ? "--yes" : "operator";
     if (r->opt->yes) {
         tm_line(TM_DIM, "      approval granted (--yes)");
         return 1;
     }
-    static const char *const approve[] = {"approve", "approved", "a", "yes", "y", "grant", NULL};
-    static const char *const deny[] = {"deny", "denied", "no", "n", "reject", NULL};
-    static const char *const *const groups[] = {approve, deny, NULL};
     char *prompt = ut_xasprintf("      approval needed from %s: approve / deny >", role);
     int g = read_choice(r, step, prompt, groups,
                         "answer approve or deny, optionally followed by ': a note' (who approved, why)",

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct rs_context {
     json_t *records;
@@ -57,8 +58,19 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
     free(run_dir);
     size_t torn = 0;
-    json_t *records = jr_read(path, &torn, err, err_size);
-    if (!records) {
+    json_t *records = access(path, F_OK) == 0 ? jr_read(path, &torn, err, err_size) : NULL;
+    if (!records && access(path, F_OK) < 0) {
+        snprintf(err, err_size, "run %s never started (it has no journal; nothing ran): remove %s or use another "
+                 "run id", run_id, path);
+        *exit_code = IRP_EXIT_DATAERR;
+        free(path);
+        return NULL;
+    }
+    if (!records || json_array_size(records) == 0) {
+        if (records) {
+            snprintf(err, err_size, "run %s never started (its journal is empty; nothing ran)", run_id);
+            json_decref(records);
+        }
         *exit_code = IRP_EXIT_DATAERR;
         free(path);
         return NULL;
@@ -149,6 +161,7 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->resume_sha256 = c->sha256;
     o->resume_steps = c->steps;
     o->resume_tier = tier;
+    o->resume_last_seq = pr_int(last, "seq", 0);
     int64_t started = parse_ts_ms(pr_str(first, "ts"));
     int64_t ended = parse_ts_ms(pr_str(last, "ts"));
     o->resume_elapsed_ms = started && ended >= started ? ended - started : 0;

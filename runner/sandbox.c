@@ -335,10 +335,9 @@ static int sb_setup(lua_State *L)
     copy_fields(L, 7, lua_gettop(L), os_allowed);
     lua_setfield(L, 8, "os");
 
-    /* Plugins (a later issue) get a sandboxed `require` here: a searcher
-     * over the load message's "plugins" directories that reads files with
-     * luaL_loadbufferx(..., "t") into these same globals. Deliberately no
-     * package library: it would expose loadlib and the C searchers. */
+    /* `require` is added by sb_require_open (sandbox_require.c) once the
+     * load request's plugin directories are known. Deliberately no package
+     * library: it would expose loadlib and the C searchers. */
 
     lua_pushvalue(L, 8);
     lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -60,6 +61,8 @@ typedef struct {
 } loaded;
 
 /* Loads text (as NAME) with optional vars JSON and attach files. */
+static const json_t *plugin_dirs; /* the next loads' req.plugins (NULL: none) */
+
 static loaded load_ex(const char *name, const char *text, const char *vars_json, int check,
                       const char *const *attach_names, const char *const *attach_texts,
                       sb_state **keep)
@@ -78,7 +81,8 @@ static loaded load_ex(const char *name, const char *text, const char *vars_json,
     }
     json_error_t jerr;
     json_t *vars = vars_json ? json_loads(vars_json, 0, &jerr) : NULL;
-    pb_request req = {.file = path, .vars = vars, .attach = attach, .check = check, .timeout_ms = 300};
+    pb_request req = {.file = path, .vars = vars, .attach = attach, .plugins = plugin_dirs,
+                      .check = check, .timeout_ms = 300};
     loaded r = {NULL, NULL};
     json_t *errors = NULL;
     pb_load(s, &req, &r.outline, &errors);
@@ -439,6 +443,189 @@ static void test_render(void **state)
     json_decref(states);
 }
 
+
+/* ------------------------------------------------------------- plugins */
+
+static void mkdir_in(const char *name)
+{
+    char *p = ut_xasprintf("%s/%s", dir, name);
+    mkdir(p, 0755);
+    free(p);
+}
+
+static void put(const char *name, const char *text)
+{
+    free(write_file(name, text));
+}
+
+/* Loads a playbook that requires things, with plugin dirs d1, d2 (under the
+ * temp dir) as the request's list. */
+static loaded load_plugins(const char *text, sb_state **keep)
+{
+    json_t *dirs = json_array();
+    char *d1 = ut_xasprintf("%s/d1", dir), *d2 = ut_xasprintf("%s/d2", dir);
+    json_array_append_new(dirs, json_string(d1));
+    json_array_append_new(dirs, json_string(d2));
+    plugin_dirs = dirs;
+    loaded r = load_ex("pb.lua", text, NULL, 0, NULL, NULL, keep);
+    plugin_dirs = NULL;
+    json_decref(dirs);
+    free(d1);
+    free(d2);
+    return r;
+}
+
+static void setup_plugins(void)
+{
+    mkdir_in("d1");
+    mkdir_in("d2");
+    mkdir_in("d3");
+    mkdir_in("d1/pkg");
+    mkdir_in("d2/pkg2");
+    put("d1/m.lua", "return { from = 'd1' }");
+    put("d2/m.lua", "return { from = 'd2' }");
+    put("d2/n.lua", "return { from = 'd2' }");
+    put("d3/e.lua", "return { from = 'd3' }");
+    put("d3/m.lua", "return { from = 'd3' }");
+    put("d1/pkg/sub.lua", "return { from = 'd1/pkg/sub.lua' }");
+    put("d2/pkg2/init.lua", "return { from = 'd2/pkg2/init.lua' }");
+    put("d1/broken.lua", "local M = {}\nfunction M.x(\nreturn M\n");
+    put("d1/raises.lua", "local M = {}\n\nlocal z = nil .. 'x'\nreturn M\n");
+    put("d1/loops.lua", "while true do end\n");
+    put("d1/big.lua", "local t = {}\nt[1] = ('x'):rep(1 << 26)\n");
+    put("d1/binary.lua", "\x1bLuaT fake");
+    put("d1/count.lua", "COUNT = (COUNT or 0) + 1\nreturn { n = COUNT }\n");
+    put("d1/nothing.lua", "X_LOADED = true\n");
+    put("d1/cyc_a.lua", "return require 'cyc_b'\n");
+    put("d1/cyc_b.lua", "return require 'cyc_a'\n");
+    put("d1/cons.lua",
+        "local M = {}\n"
+        "function M.make(o)\n"
+        "  if type(o.n) ~= 'number' then error('cons.make: n must be a number', 2) end\n"
+        "  return step(o.id) { title = 'made ' .. o.n, run = function() return o.n end,\n"
+        "                      drill = { stdout = 'x' } }\n"
+        "end\n"
+        "return M\n");
+}
+
+#define PB_WITH(head) head "\nreturn playbook { id = 'x', title = 'T', steps = { step 'a' { run = function() end } } }\n"
+
+/* The value of global G after loading text (a string field 'from'). */
+static void expect_from(const char *text, const char *want)
+{
+    sb_state *s = NULL;
+    loaded r = load_plugins(text, &s);
+    if (!r.outline)
+        fail_msg("%s", r.errors);
+    lua_getglobal(s->L, "G");
+    lua_getfield(s->L, -1, "from");
+    if (!lua_isstring(s->L, -1) || strcmp(lua_tostring(s->L, -1), want) != 0)
+        fail_msg("expected %s, got %s", want, lua_tostring(s->L, -1));
+    lua_pop(s->L, 2);
+    sb_free(s);
+    loaded_free(&r);
+}
+
+static void expect_plugin_error(const char *text, const char *want)
+{
+    loaded r = load_plugins(text, NULL);
+    assert_null(r.outline);
+    if (!strstr(r.errors, want))
+        fail_msg("missing error: %s\ngot:\n%s", want, r.errors);
+    loaded_free(&r);
+}
+
+static void test_require_search_order(void **state)
+{
+    setup_plugins();
+    unsetenv("IRP_PLUGIN_PATH");
+    expect_from(PB_WITH("G = require 'm'"), "d1");
+    expect_from(PB_WITH("G = require 'n'"), "d2");
+    expect_from(PB_WITH("G = require 'pkg.sub'"), "d1/pkg/sub.lua");
+    expect_from(PB_WITH("G = require 'pkg2'"), "d2/pkg2/init.lua");
+    /* $IRP_PLUGIN_PATH comes after the request's dirs */
+    char *d3 = ut_xasprintf("/nonexistent:%s/d3", dir);
+    setenv("IRP_PLUGIN_PATH", d3, 1);
+    expect_from(PB_WITH("G = require 'e'"), "d3");
+    expect_from(PB_WITH("G = require 'm'"), "d1");
+    unsetenv("IRP_PLUGIN_PATH");
+    free(d3);
+    expect_plugin_error(PB_WITH("G = require 'e'"), "D/pb.lua:1: require: plugin 'e' not found; searched:\n\t");
+    expect_plugin_error(PB_WITH("G = require 'e'"), "/d1/e.lua\n\t/tmp/irp-test-loader-");
+    expect_plugin_error(PB_WITH("G = require 'e'"), "/d2/e/init.lua\n\t");
+}
+
+static void test_require_names(void **state)
+{
+    static const char *const bad[] = {"../d1/m", "/etc/passwd", "M", "a..b", ".m", "m.", "a/b",
+                                      "", "m\\n", "x y", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        assert_false(sb_require_valid_name(bad[i]));
+        char *pb = ut_xasprintf(PB_WITH("G = require '%s'"), bad[i]);
+        expect_plugin_error(pb, "D/pb.lua:1: require: '");
+        free(pb);
+    }
+    assert_true(sb_require_valid_name("a-b_c.d9"));
+    expect_plugin_error(PB_WITH("G = require(42)"), "D/pb.lua:1: require: the plugin name must be a string");
+}
+
+static void test_require_errors(void **state)
+{
+    setup_plugins();
+    expect_plugin_error(PB_WITH("G = require 'broken'"), "D/d1/broken.lua:3:");
+    expect_plugin_error(PB_WITH("G = require 'raises'"), "D/d1/raises.lua:3: attempt to concatenate a nil value");
+    expect_plugin_error(PB_WITH("G = require 'loops'"), "top-level code ran longer than");
+    expect_plugin_error(PB_WITH("G = require 'big'"), "memory limit");
+    expect_plugin_error(PB_WITH("G = require 'binary'"), "binary chunk");
+    expect_plugin_error(PB_WITH("G = require 'cyc_a'"), "circular require");
+    /* a constructor's error(msg, 2) names the playbook's line */
+    expect_plugin_error("local c = require 'cons'\n"
+                        "return playbook { id = 'x', title = 'T', steps = {\n"
+                        "  c.make { id = 'a', n = 'one' },\n"
+                        "} }\n",
+                        "D/pb.lua:3: cons.make: n must be a number");
+}
+
+static void test_require_steps_and_cache(void **state)
+{
+    setup_plugins();
+    sb_state *s = NULL;
+    loaded r = load_plugins("local c = require 'cons'\n"
+                            "local a, b = require 'count', require 'count'\n"
+                            "G = { same = a == b, n = b.n, nothing = require 'nothing' }\n"
+                            "return playbook { id = 'x', title = 'T', steps = {\n"
+                            "  c.make { id = 'made', n = 7 },\n"
+                            "} }\n",
+                            &s);
+    if (!r.outline)
+        fail_msg("%s", r.errors);
+    json_t *st = json_array_get(json_object_get(r.outline, "steps"), 0);
+    /* the step made inside the plugin is placed at the playbook's call */
+    assert_non_null(strstr(json_string_value(json_object_get(st, "file")), "/pb.lua"));
+    assert_int_equal(json_integer_value(json_object_get(st, "line")), 5);
+    assert_string_equal(json_string_value(json_object_get(st, "source")), "playbook");
+    assert_string_equal(json_string_value(json_object_get(st, "title")), "made 7");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(st, "drill"), "stdout")), "x");
+    const char *check = "local c = require 'count'\n"
+                        "return G.same and G.n == 1 and c.n == 1 and G.nothing == true and X_LOADED\n";
+    assert_int_equal(luaL_loadstring(s->L, check), LUA_OK);
+    assert_int_equal(lua_pcall(s->L, 0, 1, 0), LUA_OK);
+    assert_true(lua_toboolean(s->L, -1));
+    lua_pop(s->L, 1);
+    /* json is built in */
+    assert_int_equal(luaL_loadstring(s->L, "local j = require 'json'\n"
+                                           "local v, e = j.decode('{\"a\":[1,2,{\"b\":null}]}')\n"
+                                           "local bad, why = j.decode('{')\n"
+                                           "return v.a[2] == 2 and bad == nil and why:find('json.decode') ~= nil\n"
+                                           "  and j.encode({ z = 1, a = { true } }) == '{\"a\":[true],\"z\":1}'"),
+                     LUA_OK);
+    assert_int_equal(lua_pcall(s->L, 0, 1, 0), LUA_OK);
+    assert_true(lua_toboolean(s->L, -1));
+    lua_pop(s->L, 1);
+    sb_free(s);
+    loaded_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +640,10 @@ int main(void)
         cmocka_unit_test(test_attach),
         cmocka_unit_test(test_long_path),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_require_search_order),
+        cmocka_unit_test(test_require_names),
+        cmocka_unit_test(test_require_errors),
+        cmocka_unit_test(test_require_steps_and_cache),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

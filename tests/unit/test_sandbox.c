@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int open_all(lua_State *L)
 {
@@ -341,6 +342,62 @@ static void test_format_ms(void **state)
     assert_string_equal(b, "1h");
 }
 
+/* require under the step's deadline and the state's memory cap; the
+ * registry of plugin sources; an empty search path. */
+static void test_require_limits(void **state)
+{
+    char tmp[] = "/tmp/irp-test-sb-XXXXXX";
+    assert_non_null(mkdtemp(tmp));
+    char *slow = ut_xasprintf("%s/slow.lua", tmp), *fat = ut_xasprintf("%s/fat.lua", tmp),
+         *ok = ut_xasprintf("%s/ok.lua", tmp);
+    FILE *fp = fopen(slow, "w");
+    fputs("while true do end\n", fp);
+    fclose(fp);
+    fp = fopen(fat, "w");
+    fputs("local t = {}\nfor i = 1, 1e9 do t[i] = i end\n", fp);
+    fclose(fp);
+    fp = fopen(ok, "w");
+    fputs("return { v = 1 }\n", fp);
+    fclose(fp);
+
+    sb_state *s = new_state((size_t)8 << 20);
+    const char *dirs[] = {tmp, NULL};
+    assert_int_equal(sb_require_open(s, dirs, 0), 0);
+    sb_failure f;
+    assert_int_equal(run(s, "return require 'slow'", 200, &f), SB_TIMEOUT);
+    sb_failure_free(&f);
+    assert_int_equal(run(s, "return require 'fat'", 0, &f), SB_MEMORY);
+    sb_failure_free(&f);
+    assert_int_equal(run(s, "return require('ok').v", 0, &f), SB_OK);
+    assert_int_equal(lua_tointeger(s->L, -1), 1);
+    lua_pop(s->L, 1);
+    char *src = ut_xasprintf("@%s", ok);
+    assert_true(sb_is_plugin_source(s->L, src));
+    assert_false(sb_is_plugin_source(s->L, "=test"));
+    const char *files[8];
+    size_t n = sb_plugin_files(s->L, files, 8);
+    assert_int_equal(n, 3);
+    assert_string_equal(files[2], ok);
+    assert_int_equal(lua_gettop(s->L), 0);
+    sb_free(s);
+
+    s = new_state(0);
+    assert_int_equal(sb_require_open(s, NULL, 0), 0);
+    assert_int_equal(run(s, "return require 'ok'", 0, &f), SB_ERROR);
+    assert_non_null(strstr(f.msg, "test:1: require: plugin 'ok' not found; searched:\n\t(the plugin search path is empty)"));
+    sb_failure_free(&f);
+    sb_free(s);
+
+    remove(slow);
+    remove(fat);
+    remove(ok);
+    rmdir(tmp);
+    free(slow);
+    free(fat);
+    free(ok);
+    free(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_error_bounded),
         cmocka_unit_test(test_stack_balanced),
         cmocka_unit_test(test_format_ms),
+        cmocka_unit_test(test_require_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,8 +85,10 @@ static int make_dir(void **state)
 
 static int remove_dir(void **state)
 {
-    unlink(pb_path);
-    return rmdir(dir);
+    char *cmd = ut_xasprintf("rm -rf '%s'", dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == 0 ? 0 : -1;
 }
 
 static int start(void **state)
@@ -359,6 +362,52 @@ static void test_invalid_load(void **state)
     json_decref(r);
 }
 
+/* A load message's "plugins" dirs reach require; each load is a fresh
+ * state, so a plugin's top-level code runs again after a reload. */
+static void test_plugins(void **state)
+{
+    sup *s = *state;
+    char *pdir = ut_xasprintf("%s/plug", dir), *plug = ut_xasprintf("%s/plug/wp.lua", dir),
+         *pb = ut_xasprintf("%s/pp.lua", dir);
+    mkdir(pdir, 0755);
+    FILE *fp = fopen(plug, "w");
+    fputs("LOADS = (LOADS or 0) + 1\n"
+          "return { isolate = function(o) return step(o.id) { drill = { stdout = 'x' },\n"
+          "  run = function(ctx) return { out = ctx.exec{ 'edr', o.host }.stdout, loads = LOADS } end } end }\n",
+          fp);
+    fclose(fp);
+    fp = fopen(pb, "w");
+    fputs("local wp = require 'wp'\nlocal again = require 'wp'\n"
+          "return playbook { id = 'p', title = 'P', steps = { wp.isolate { id = 'iso', host = 'web-07' } } }\n",
+          fp);
+    fclose(fp);
+    for (int round = 0; round < 2; round++) {
+        json_t *r = request(s, json_pack("{s:s,s:s,s:[s],s:b}", "t", "load", "file", pb, "plugins", pdir,
+                                         "drill", 1));
+        assert_string_equal(pr_str(r, "t"), "loaded");
+        json_t *st = json_array_get(json_object_get(json_object_get(r, "outline"), "steps"), 0);
+        assert_string_equal(pr_str(st, "file"), pb);
+        assert_int_equal(pr_int(st, "line", 0), 3);
+        json_decref(r);
+        r = run_step(s, "iso", 2000);
+        assert_true(pr_bool(r, "ok", 0));
+        json_t *res = json_object_get(r, "result");
+        assert_string_equal(pr_str(res, "out"), "job 42");
+        assert_int_equal(pr_int(res, "loads", 0), 1);
+        json_decref(r);
+    }
+    /* without the dir, the plugin is not found: an error at the require line */
+    json_t *r = request(s, json_pack("{s:s,s:s}", "t", "load", "file", pb));
+    assert_string_equal(pr_str(r, "t"), "invalid");
+    json_t *e = json_array_get(json_object_get(r, "errors"), 0);
+    assert_int_equal(pr_int(e, "line", 0), 1);
+    assert_non_null(strstr(pr_str(e, "msg"), "require: plugin 'wp' not found"));
+    json_decref(r);
+    free(pdir);
+    free(plug);
+    free(pb);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -367,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failures, start, stop),
         cmocka_unit_test_setup_teardown(test_big_log, start, stop),
         cmocka_unit_test_setup_teardown(test_invalid_load, start, stop),
+        cmocka_unit_test_setup_teardown(test_plugins, start, stop),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -1,0 +1,49 @@
+/*
+ * scenario_internal.h — shared by scenario.c (the Lua state) and
+ * scenario_fields.c (checking the fields): the load in progress.
+ * Depends on: jansson, scenario.h.
+ */
+#ifndef IRP_SCENARIO_INTERNAL_H
+#define IRP_SCENARIO_INTERNAL_H
+
+#include "scenario.h"
+
+#include <uv.h>
+
+typedef struct sc_job {
+    sc_scenario *sc;
+    json_t *root;    /* the returned table as JSON */
+    char *err;
+    size_t err_size;
+    int failed;
+} sc_job;
+
+/* Records the first error as "path:line: message" (line 0: no line). */
+void sc_fail(sc_job *job, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The nth line at or after from_line that assigns name (or, with quoted,
+ * holds "name"), or 0. */
+int sc_find_nth_line(const sc_scenario *sc, int from_line, const char *name, int quoted, int nth);
+/* Checks job->root field by field and fills job->sc (scenario_fields.c). */
+void sc_read_fields(sc_job *job);
+
+/* The drill's own state (scenario_run.c; read by scorecard.c). */
+struct dr_state {
+    const sc_scenario *sc;    /* NULL: a drill without a scenario */
+    json_t *calls;            /* {step: exec/http calls simulated so far} */
+    json_t *asks;             /* {step: ctx.ask/confirm answered so far} */
+    json_t *fired;            /* [bool] per inject */
+    json_t *decisions;        /* [{step, kind, answer, via}] */
+    json_t *escalations;      /* [tier] in order */
+    json_t *phases;           /* {phase: {start_ms, end_ms}} (drill clock) */
+    uv_timer_t clock;         /* fires time-based injects */
+    int clock_init;
+    int closing;              /* the timer's close is pending */
+    int released;             /* dr_free ran: the close callback frees */
+};
+
+/* Builds, prints and journals the scorecard; returns the exit code
+ * (scorecard.c). */
+struct eng_run;
+int scd_report(struct eng_run *r, struct dr_state *d, const char *status, int code);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * scenario_run.c — the drill runtime behind fx_drill's hooks: scripted
+ * answers and simulated outcomes from the scenario, injects (on the drill
+ * clock, or when a step starts or ends) shown in a frame and journaled as
+ * inject.shown, data.sim_ms on every record of a drill, and what the
+ * scorecard needs (decisions, escalations, phase times) gathered from the
+ * records as they are written. The engine only calls the hooks.
+ * Depends on: libuv, jansson, engine.h, scenario.h, term.h, util.h.
+ */
+#include "engine.h"
+#include "scenario.h"
+#include "scenario_internal.h"
+#include "term.h"
+#include "util.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLOCK_TICK_MS 50
+
+int64_t dr_sim_ms(eng_run *r)
+{
+    if (!r->started_mono)
+        return 0;
+    double speed = r->opt->speed > 1 ? r->opt->speed : 1;
+    return (int64_t)((double)(ut_mono_ms() - r->started_mono) * speed);
+}
+
+static const sc_scenario *scen(eng_run *r)
+{
+    return r->drill ? r->drill->sc : NULL;
+}
+
+/* Next element of list for counter[step] (the last one repeats). */
+static json_t *next_of(json_t *counter, const char *step, json_t *list)
+{
+    size_t n = json_array_size(list);
+    if (!n)
+        return NULL;
+    long long used = pr_int(counter, step, 0);
+    json_object_set_new(counter, step, json_integer(used + 1));
+    return json_array_get(list, (size_t)used < n ? (size_t)used : n - 1);
+}
+
+json_t *dr_next_outcome(eng_run *r, const char *step)
+{
+    const sc_scenario *sc = scen(r);
+    if (!sc || !step)
+        return NULL;
+    return next_of(r->drill->calls, step, json_object_get(sc->outcomes, step));
+}
+
+char *dr_scripted(eng_run *r, const char *step, const char *kind)
+{
+    const sc_scenario *sc = scen(r);
+    json_t *a = sc && step ? json_object_get(sc->answers, step) : NULL;
+    if (!a)
+        return NULL;
+    if (!strcmp(kind, "manual") || !strcmp(kind, "approval"))
+        return pr_str(a, kind) ? ut_xstrdup(pr_str(a, kind)) : NULL;
+    json_t *list = json_object_get(a, kind);
+    if (!list && !strcmp(kind, "confirm"))
+        list = json_object_get(a, "ask"); /* ask = "yes" answers a confirm too */
+    json_t *v = next_of(r->drill->asks, step, list);
+    return json_is_string(v) ? ut_xstrdup(json_string_value(v)) : NULL;
+}
+
+/* ------------------------------------------------------------ injects */
+
+static void show_inject(eng_run *r, size_t index)
+{
+    json_t *inj = json_array_get(r->drill->sc->injects, index);
+    json_array_set_new(r->drill->fired, index, json_true());
+    int64_t sim = dr_sim_ms(r);
+    char when[32];
+    ut_format_duration(sim, when, sizeof when);
+    const char *on = pr_str(inj, "on"), *step = pr_str(inj, "step");
+    char *trigger = on ? ut_xasprintf("%s of %s", !strcmp(on, "step_start") ? "start" : "end", step)
+                       : ut_xasprintf("%s", pr_str(inj, "at"));
+    tm_line(TM_MAGENTA, "  +==[INJECT]== %s == drill clock T+%s =====================", trigger, when);
+    const char *text = pr_str(inj, "text");
+    const char *p = text;
+    while (p && *p) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        tm_line(TM_MAGENTA, "  | %.*s", len, p);
+        p = nl ? nl + 1 : NULL;
+    }
+    tm_line(TM_MAGENTA, "  +=================================================================");
+    json_t *data = json_pack("{s:s, s:I, s:s}", "text", text, "at_ms", (json_int_t)sim, "trigger", trigger);
+    if (pr_str(inj, "at"))
+        json_object_set_new(data, "at", json_string(pr_str(inj, "at")));
+    eng_record(r, "inject.shown", on ? step : NULL, NULL, data);
+    free(trigger);
+}
+
+static void clock_tick(uv_timer_t *t)
+{
+    eng_run *r = t->data;
+    if (!r->jr)
+        return;
+    int64_t sim = dr_sim_ms(r);
+    size_t i;
+    json_t *inj;
+    json_array_foreach(r->drill->sc->injects, i, inj)
+    {
+        if (json_is_true(json_array_get(r->drill->fired, i)) || !json_object_get(inj, "at_ms"))
+            continue;
+        if (pr_int(inj, "at_ms", 0) <= sim)
+            show_inject(r, i);
+    }
+}
+
+void dr_step_event(eng_run *r, const char *event, const char *step)
+{
+    const sc_scenario *sc = scen(r);
+    if (!sc)
+        return;
+    if (r->drill->clock_init)
+        clock_tick(&r->drill->clock); /* timed injects now due come first */
+    size_t i;
+    json_t *inj;
+    json_array_foreach(sc->injects, i, inj)
+    {
+        const char *on = pr_str(inj, "on"), *s = pr_str(inj, "step");
+        /* A step run again (retried through on_failure) shows its inject once. */
+        if (on && s && !strcmp(on, event) && !strcmp(s, step) && !json_is_true(json_array_get(r->drill->fired, i)))
+            show_inject(r, i);
+    }
+}
+
+/* ------------------------------------------------------------ records */
+
+static void phase_mark(eng_run *r, const char *step, int is_start, int64_t sim)
+{
+    json_t *def = step ? eng_step_def(r, step) : NULL;
+    const char *phase = def ? pr_str(def, "phase") : NULL;
+    if (!phase)
+        phase = "(no phase)";
+    json_t *p = json_object_get(r->drill->phases, phase);
+    if (!p) {
+        p = json_pack("{s:I}", "start_ms", (json_int_t)sim);
+        json_object_set_new(r->drill->phases, phase, p);
+    }
+    if (!is_start)
+        json_object_set_new(p, "end_ms", json_integer(sim));
+}
+
+static void add_decision(eng_run *r, const char *step, const char *kind, json_t *answer, json_t *data)
+{
+    const char *via = pr_str(data, "via");
+    json_array_append_new(r->drill->decisions, json_pack("{s:s, s:s, s:O, s:s}", "step", step ? step : "", "kind",
+                                                         kind, "answer", answer, "via", via ? via : "operator"));
+}
+
+void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
+{
+    if (!r->drill)
+        return;
+    int64_t sim = dr_sim_ms(r);
+    if (!json_object_get(data, "sim_ms"))
+        json_object_set_new(data, "sim_ms", json_integer(sim));
+    if (!strcmp(type, "step.started"))
+        phase_mark(r, step, 1, sim);
+    else if (!strcmp(type, "step.succeeded") || !strcmp(type, "step.failed") || !strcmp(type, "step.skipped"))
+        phase_mark(r, step, 0, sim);
+    else if (!strcmp(type, "approval.granted") || !strcmp(type, "approval.denied")) {
+        json_t *w = json_string(!strcmp(type, "approval.granted") ? "approve" : "deny");
+        add_decision(r, step, "approval", w, data);
+        json_decref(w);
+    } else if (!strcmp(type, "manual.answered"))
+        add_decision(r, step, "manual", json_object_get(data, "answer"), data);
+    else if (!strcmp(type, "operator.answered")) {
+        json_t *a = json_object_get(data, "answer");
+        json_t *w = json_is_boolean(a) ? json_string(json_is_true(a) ? "yes" : "no") : json_incref(a);
+        add_decision(r, step, "ask", w ? w : json_null(), data);
+        json_decref(w);
+    } else if (!strcmp(type, "escalation.triggered") && pr_int(data, "tier", 0) > 0)
+        json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+int dr_prepare(eng_run *r)
+{
+    r->drill = ut_xcalloc(1, sizeof *r->drill);
+    dr_state *d = r->drill;
+    d->sc = r->opt->scenario;
+    d->calls = json_object();
+    d->asks = json_object();
+    d->fired = json_array();
+    d->decisions = json_array();
+    d->escalations = json_array();
+    d->phases = json_object();
+    if (!d->sc)
+        return 0;
+    for (size_t i = 0; i < json_array_size(d->sc->injects); i++)
+        json_array_append_new(d->fired, json_false());
+    char err[1024];
+    if (sc_check_steps(d->sc, r->steps, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return IRP_EXIT_DATAERR;
+    }
+    return 0;
+}
+
+int dr_begin(eng_run *r)
+{
+    const sc_scenario *sc = scen(r);
+    if (!sc)
+        return 0;
+    tm_line(TM_BOLD, "== scenario: %s (%s)", sc->title ? sc->title : "(untitled)", sc->path);
+    if (sc->narrative)
+        tm_block(3, TM_PLAIN, sc->narrative);
+    size_t i;
+    json_t *p;
+    json_array_foreach(sc->participants, i, p)
+        tm_line(TM_DIM, "   player: %s%s%s", pr_str(p, "name"), pr_str(p, "role") ? " - " : "",
+                pr_str(p, "role") ? pr_str(p, "role") : "");
+    tm_line(TM_DIM, "   drill clock: %gx (1 minute of the exercise takes %.1f s)", r->opt->speed > 1 ? r->opt->speed : 1,
+            60.0 / (r->opt->speed > 1 ? r->opt->speed : 1));
+    eng_record(r, "operator.note", NULL, "irp",
+               json_pack("{s:s, s:s, s:s?, s:O, s:f}", "note", "drill scenario", "scenario", sc->path, "title",
+                         sc->title, "participants", sc->participants, "speed", r->opt->speed));
+    uv_timer_init(r->loop, &r->drill->clock);
+    r->drill->clock.data = r;
+    r->drill->clock_init = 1;
+    uv_timer_start(&r->drill->clock, clock_tick, 0, CLOCK_TICK_MS);
+    uv_unref((uv_handle_t *)&r->drill->clock); /* never keeps the loop alive alone */
+    return 0;
+}
+
+/* The state holds the timer, so it is freed only once libuv is done
+ * with the handle. */
+static void clock_closed(uv_handle_t *h)
+{
+    dr_state *d = (dr_state *)(void *)((char *)h - offsetof(dr_state, clock));
+    d->closing = 0;
+    if (d->released)
+        free(d);
+}
+
+static void stop_clock(eng_run *r)
+{
+    if (r->drill && r->drill->clock_init) {
+        uv_timer_stop(&r->drill->clock);
+        r->drill->closing = 1;
+        uv_close((uv_handle_t *)&r->drill->clock, clock_closed);
+        r->drill->clock_init = 0;
+    }
+}
+
+int dr_finish(eng_run *r, const char *status, int code)
+{
+    if (!r->drill)
+        return code;
+    stop_clock(r);
+    return scd_report(r, r->drill, status, code);
+}
+
+void dr_free(eng_run *r)
+{
+    dr_state *d = r->drill;
+    if (!d)
+        return;
+    stop_clock(r);
+    json_decref(d->calls);
+    json_decref(d->asks);
+    json_decref(d->fired);
+    json_decref(d->decisions);
+    json_decref(d->escalations);
+    json_decref(d->phases);
+    d->released = 1;
+    r->drill = NULL;
+    if (!d->closing)
+        free(d);
+}

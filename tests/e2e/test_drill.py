@@ -1,0 +1,218 @@
+"""End-to-end tests of tabletop drills with scenarios (irp drill --scenario):
+every shipped playbook drilled unattended with its scenario, injects at a
+drill time and at step start/end, scripted answers, simulated outcomes,
+the drill clock, the scorecard and its verdict, and bad scenario files."""
+import os
+
+from harness import check
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+SHIPPED = [
+    ("ransomware.lua", "ransomware-friday-night.lua", ["-v", "host=web-07"]),
+    ("phishing.lua", "phishing-payroll-lure.lua",
+     ["-v", "message_id=<20261125.4411@micros0ft-support.net>", "-v", "reporter=alice"]),
+    ("db-failover.lua", "db-failover-primary-lost.lua",
+     ["-v", "primary=pg-01.db.internal.example", "-v", "standby=pg-02.db.internal.example"]),
+]
+
+
+def scenario(env, body, name="scn.lua"):
+    return env.write(name, "return scenario {\n" + body + "\n}\n")
+
+
+def test_drill_every_shipped_playbook_with_its_scenario(env):
+    for i, (pb, scn, args) in enumerate(SHIPPED):
+        run = "s%d" % i
+        r = env.irp("drill", os.path.join(ROOT, "playbooks", pb), "--scenario",
+                    os.path.join(ROOT, "playbooks", "scenarios", scn), "--state-dir", env.state,
+                    "--run-id", run, *args)
+        check(r.code == 0, "%s with %s: every expectation held (exit 0)" % (pb, scn), r)
+        card = env.record("drill.scorecard", run=run)["data"]
+        check(card["verdict"] == "passed" and card["mismatches"] == [], "verdict passed", card)
+        check("DRILL SCORECARD" in r.out and "[INJECT]" in r.out, "scorecard and injects shown", r)
+        recs = env.journal(run)
+        check(all(x["mode"] == "drill" for x in recs), "every record is a drill record")
+        check(all(x["data"]["simulated"] for x in recs if x["type"] == "step.exec"), "every exec simulated")
+        check(any(x["type"] == "inject.shown" for x in recs), "injects journaled")
+        check(any(x["type"] == "step.retried" for x in recs), "a scripted failure, then a retry")
+        v = env.irp("verify", run, "--state-dir", env.state)
+        check(v.code == 0, "the drill's journal verifies", v)
+
+
+def test_drill_injects_at_time_and_step_start_end(env):
+    pb = env.playbook('''
+        step "a" { timeout = "1h", run = function(ctx) ctx.sleep("10m") return 1 end },
+        step "b" { run = function(ctx) return 2 end },
+    ''')
+    scn = scenario(env, '''
+      speed = 600,
+      injects = {
+        { at = "T+5m", text = "The CEO calls." },
+        { on = "step_start", step = "b", text = "Before b." },
+        { on = "step_end", step = "b", text = "After b." },
+        { at = "T+10h", text = "Never reached." },
+      },
+    ''')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0, "drill ok", r)
+    check("[INJECT]" in r.out and "The CEO calls." in r.out, "inject shown in a frame", r)
+    recs = env.journal()
+    kinds = [(x["type"], x.get("step"), x["data"].get("text")) for x in recs
+             if x["type"] in ("inject.shown", "step.started", "step.succeeded")]
+    i_ceo = kinds.index(("inject.shown", None, "The CEO calls."))
+    check(kinds.index(("step.started", "a", None)) < i_ceo < kinds.index(("step.succeeded", "a", None)),
+          "the timed inject fires while step a sleeps", kinds)
+    check(kinds.index(("inject.shown", "b", "Before b.")) < kinds.index(("step.started", "b", None)),
+          "step_start inject before b starts", kinds)
+    check(kinds.index(("inject.shown", "b", "After b.")) > kinds.index(("step.succeeded", "b", None)),
+          "step_end inject after b ends", kinds)
+    ceo = [x for x in recs if x["type"] == "inject.shown" and x["data"]["text"] == "The CEO calls."][0]
+    check(300000 <= ceo["data"]["at_ms"] < 540000, "at_ms on the drill clock", ceo)
+    check("Never reached." not in r.out, "a later inject is not shown", r)
+    card = env.record("drill.scorecard")["data"]
+    check(card["injects"] == {"shown": 3, "total": 4}, "scorecard counts injects", card)
+    check(all("sim_ms" in x["data"] for x in recs if x["type"].startswith("step.")), "sim_ms on step records")
+
+
+def test_drill_scripted_answers_run_unattended(env):
+    pb = env.playbook('''
+        step "m" { manual = "Call the ISP" },
+        step "gate" { approval = "ic", run = function(ctx) return "ran" end },
+        step "q" { run = function(ctx)
+            return { pick = ctx.ask("Which site?", { "east", "west" }), sure = ctx.confirm("Sure?") } end },
+        step "f" { manual = "Check the logs", on_failure = "continue" },
+    ''')
+    scn = scenario(env, '''
+      answers = {
+        m = "done: ISP ticket 4411",
+        gate = "deny: not yet",
+        q = { ask = "west", confirm = "no" },
+        f = "failed: logs rotated away",
+      },
+    ''')
+    r = env.drill(pb, "--scenario", scn, stdin="")
+    check(r.code == 0, "scripted answers: the drill runs unattended", r)
+    m = env.record("manual.answered", "m")["data"]
+    check((m["answer"], m["via"], m["note"]) == ("done", "scenario", "ISP ticket 4411"), "manual scripted", m)
+    check(env.record("approval.denied", "gate")["data"]["via"] == "scenario", "approval denied by the scenario")
+    check(env.record("step.skipped", "gate")["data"]["reason"] == "approval denied", "denied step skipped")
+    q = env.record("step.succeeded", "q")["data"]["result"]
+    check(q == {"pick": "west", "sure": False}, "ask and confirm scripted", q)
+    check(env.record("step.failed", "f"), "failed answer fails the step")
+    card = env.record("drill.scorecard")["data"]
+    check([d["answer"] for d in card["decisions"]] == ["done", "deny", "west", "no", "failed"], "decisions", card)
+
+
+def test_drill_outcomes_fail_twice_then_succeed_last_repeats(env):
+    pb = env.playbook('''
+        step "isolate" { retries = 3, backoff = "1s", run = function(ctx)
+            local r = ctx.exec { "edr", "isolate" } return r.stdout end,
+          drill = { stdout = "from the drill table" } },
+        step "twice" { run = function(ctx)
+            local a = ctx.exec { "x" } local b = ctx.exec { "y" } return a.stdout .. b.stdout end },
+        step "plain" { run = function(ctx) return ctx.exec { "z" }.stdout end,
+          drill = { stdout = "table" } },
+    ''')
+    scn = scenario(env, '''
+      outcomes = {
+        isolate = { { code = 1, stderr = "EDR timeout" }, { code = 1 }, { stdout = "job 42" } },
+        twice = { { stdout = "same" } },
+      },
+    ''')
+    r = env.drill(pb, "--scenario", scn, "--speed", "100")
+    check(r.code == 0, "drill ok", r)
+    codes = [x["data"]["code"] for x in env.journal() if x["type"] == "step.exec" and x["step"] == "isolate"]
+    check(codes == [1, 1, 0], "consecutive exec calls follow the list across attempts", codes)
+    check("EDR timeout" in env.record("step.retried", "isolate")["data"]["reason"], "stderr in the failure")
+    check(env.record("step.succeeded", "isolate")["data"]["result"] == "job 42", "third outcome")
+    check(env.record("step.succeeded", "twice")["data"]["result"] == "samesame", "the last outcome repeats")
+    check(env.record("step.succeeded", "plain")["data"]["result"] == "table", "no outcome: the drill table")
+
+
+def test_drill_speed_scales_clock_and_overrides_scenario(env):
+    pb = env.playbook('step "a" { timeout = "1h", run = function(ctx) ctx.sleep("4m") return 1 end },')
+    scn = scenario(env, 'speed = 60,\n  injects = { { at = "T+1m", text = "one minute in" } },')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0 and 3.0 <= r.elapsed < 12, "scenario speed 60: 4m takes about 4 s", r)
+    check(env.record("inject.shown")["data"]["at_ms"] >= 60000, "inject at T+1m on the drill clock")
+    r = env.irp("drill", pb, "--scenario", scn, "--speed", "480", "--state-dir", env.state, "--run-id", "r2")
+    check(r.code == 0 and r.elapsed < 3.0, "--speed 480 overrides the scenario: about 0.5 s", r)
+    card = env.record("drill.scorecard", run="r2")["data"]
+    check(card["speed"] == 480 and card["total_sim_ms"] >= 240000, "simulated total time", card)
+
+
+def test_drill_expectation_mismatch_exits_1(env):
+    pb = env.playbook('''
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+        step "boom" { run = function(ctx) ctx.fail("broken") end, on_failure = "continue" },
+    ''', header='escalation = { { notify = { "ops" } } },')
+    scn = scenario(env, '''
+      answers = { gate = "deny" },
+      expect = { status = "succeeded", decisions = { gate = "approve" }, escalations = { 1, 2 },
+                 skipped = { }, failed = { "boom" } },
+    ''')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 1, "an expectation that did not hold: exit 1", r)
+    check("decision at \"gate\": expected approve, got deny" in r.out, "decision mismatch printed", r)
+    check("expected escalation tiers 1, 2, fired 1" in r.out, "escalation mismatch printed", r)
+    check("step \"gate\" was skipped, which the scenario did not expect" in r.out, "skipped mismatch", r)
+    card = env.record("drill.scorecard")["data"]
+    check(card["verdict"] == "failed" and len(card["mismatches"]) == 3, "three mismatches", card)
+    ok = scenario(env, 'answers = { gate = "approve" }, expect = { status = "succeeded", failed = { "boom" } },',
+                  name="ok.lua")
+    r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r2")
+    check(r.code == 0, "a step failing as expected: exit 0", r)
+
+
+def test_drill_bad_scenario_exits_65_with_file_line(env):
+    pb = env.playbook('step "isolate" { run = function(ctx) return 1 end },\nstep "call-isp" { manual = "Call" },')
+    cases = [
+        ("title = \"x\",\n  injets = {},", ":3: scenario: unknown field 'injets' (did you mean 'injects'?)"),
+        ("title = \"x\",\n  answers = { isolat = \"done\" },", ":3: answers names step \"isolat\", which the playbook does not have (did you mean \"isolate\"?)"),
+        ("title = \"x\",\n  answers = { [\"call-isp\"] = \"dnoe\" },", ":3: answers[\"call-isp\"]: 'dnoe' is not a manual answer (done, failed or skip); did you mean 'done'?"),
+        ("title = \"x\",\n  injects = { { at = \"soon\", text = \"t\" } },", ":3: injects[1]: at = \"soon\" is not a drill time"),
+        ("title = \"x\"\n  speed = 2,", ":3:"),
+        ("speed = 0,", ":2: speed must be a number from 1 to 100000"),
+        ("outcomes = { isolate = { { code = \"1\" } } },", ":2: outcomes[\"isolate\"][1]: code and status are integers"),
+    ]
+    for i, (body, want) in enumerate(cases):
+        scn = scenario(env, body, name="bad%d.lua" % i)
+        r = env.irp("drill", pb, "--scenario", scn, "--state-dir", env.state, "--run-id", "b%d" % i)
+        check(r.code == 65, "bad scenario %d: exit 65" % i, r)
+        check(("bad%d.lua" % i + want) in r.err, "file:line message %r" % want, r)
+        check(not os.path.exists(os.path.join(env.state, "runs", "b%d" % i)), "nothing recorded")
+    loop = env.write("loop.lua", "while true do end\n")
+    r = env.irp("drill", pb, "--scenario", loop, "--state-dir", env.state)
+    check(r.code == 65 and "took longer than" in r.err, "an endless scenario is stopped", r)
+    r = env.irp("drill", pb, "--scenario", os.path.join(env.dir, "missing.lua"), "--state-dir", env.state)
+    check(r.code == 65 and "missing.lua: cannot read the scenario" in r.err, "missing file", r)
+
+
+def test_drill_starts_no_process(env):
+    marker = os.path.join(env.dir, "created-by-a-command")
+    pb = env.playbook('''
+        step "touch" { run = function(ctx) return ctx.exec { "touch", "%s" }.code end },
+        step "shell" { run = function(ctx) return ctx.exec { "touch %s.sh", shell = true }.code end },
+    ''' % (marker, marker))
+    scn = scenario(env, 'outcomes = { touch = { { code = 0, stdout = "" } } },')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0, "drill ok", r)
+    check(not os.path.exists(marker) and not os.path.exists(marker + ".sh"), "no command ran in the drill")
+
+
+def test_drill_no_answer_names_step_or_yes_falls_back(env):
+    pb = env.playbook('''
+        step "m1" { manual = "Scripted" },
+        step "m2" { manual = "Not scripted" },
+    ''')
+    scn = scenario(env, 'answers = { m1 = "done" },')
+    r = env.drill(pb, "--scenario", scn, stdin="")
+    check(r.code == 75, "no scripted answer and no input: exit 75", r)
+    check("no answer at step \"m2\"" in r.out, "names the step", r)
+    check(env.record("run.interrupted")["data"]["step"] == "m2", "journaled")
+    check(env.record("drill.scorecard")["data"]["status"] == "no-answer", "scorecard still written")
+    r = env.irp("drill", pb, "--scenario", scn, "--yes", "--state-dir", env.state, "--run-id", "r2")
+    check(r.code == 0, "--yes answers what the scenario does not", r)
+    check(env.record("manual.answered", "m1", run="r2")["data"]["via"] == "scenario", "scenario first")
+    check(env.record("manual.answered", "m2", run="r2")["data"]["via"] == "--yes", "then --yes")

@@ -1,0 +1,481 @@
+"""End-to-end tests of plugins (require inside the sandbox, the search path,
+load-time validation naming the playbook's line), of every shipped plugin's
+drill path (and the live paths this machine allows: evidence collection of
+real files, PostgreSQL promote and pg_basebackup when the server binaries are
+installed), and of --attach (before / after / at_end_of, and its errors)."""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from harness import check
+
+
+def clean(env):
+    env.env.pop("IRP_PLUGIN_PATH", None)
+
+
+def drill_ok(e, pb, *args, **kw):
+    r = e.drill(pb, "--yes", *args, **kw)
+    check(r.code == 0, "the drill succeeds", r)
+    return r
+
+
+def succeeded(env, step):
+    return env.record("step.succeeded", step)["data"]["result"]
+
+
+HELLO = '''
+local M = {}
+function M.greet(opts)
+  if type(opts) ~= "table" or type(opts.who) ~= "string" then
+    error("hello.greet: option 'who' must be a string", 2)
+  end
+  return step(opts.id or "greet") {
+    title = "Greet " .. opts.who,
+    run = function(ctx) return { who = opts.who, from = "%s" } end,
+  }
+end
+return M
+'''
+
+
+def test_plugin_from_plugins_dir(env):
+    clean(env)
+    env.write("plug/hello.lua", HELLO % "plug")
+    pb = env.playbook('hello.greet { who = "world" },', extra="", name="pb.lua")
+    env.write("pb.lua", 'local hello = require "hello"\n' + open(pb).read())
+    drill_ok(env, pb, "--plugins", os.path.join(env.dir, "plug"))
+    check(succeeded(env, "greet") == {"who": "world", "from": "plug"}, "the plugin's step ran")
+
+
+def test_plugins_dir_overrides_shipped_plugin(env):
+    clean(env)
+    env.write("mine/ticket.lua", HELLO % "mine")
+    pb = env.write("pb.lua", '''local ticket = require "ticket"
+return playbook { id = "t", title = "T", steps = { ticket.greet { who = "me" } } }
+''')
+    drill_ok(env, pb, "--plugins", os.path.join(env.dir, "mine"))
+    check(succeeded(env, "greet")["from"] == "mine", "--plugins comes before the shipped plugins/")
+    # and without --plugins the shipped one is found (it has no greet)
+    r = env.drill(pb, "--yes")
+    check(r.code == 65 and "greet" in r.err, "the shipped ticket plugin was loaded instead", r)
+
+
+def test_plugin_path_variable_and_order(env):
+    clean(env)
+    env.write("a/hello.lua", HELLO % "a")
+    env.write("b/hello.lua", HELLO % "b")
+    env.write("b/only_b.lua", 'return { x = 1 }')
+    pb = env.write("pb.lua", '''local hello = require "hello"
+local b = require "only_b"
+return playbook { id = "t", title = "T", steps = { hello.greet { who = "x" } } }
+''')
+    path = os.path.join(env.dir, "a") + ":" + os.path.join(env.dir, "b")
+    r = env.irp("check", pb, env={"IRP_PLUGIN_PATH": path})
+    check(r.code == 0, "check finds plugins on IRP_PLUGIN_PATH", r)
+    drill_ok(env, pb, env={"IRP_PLUGIN_PATH": path})
+    check(succeeded(env, "greet")["from"] == "a", "IRP_PLUGIN_PATH is searched in order")
+    shutil.rmtree(env.state)
+    drill_ok(env, pb, "--plugins", os.path.join(env.dir, "b"), env={"IRP_PLUGIN_PATH": path})
+    check(succeeded(env, "greet")["from"] == "b", "--plugins comes before IRP_PLUGIN_PATH")
+
+
+def test_plugin_validation_error_at_check_names_playbook_line(env):
+    clean(env)
+    pb = env.write("pb.lua", '''local blockip = require "blockip"
+local ticket = require "ticket"
+return playbook { id = "t", title = "T", steps = {
+  blockip.firewall { id = "block", host = "fw-1", addr = "203.0.113.300" },
+} }
+''')
+    r = env.irp("check", pb)
+    check(r.code == 65, "check fails", r)
+    check("pb.lua:4: blockip.firewall: option 'addr'" in r.err, "the playbook's line is named", r)
+    env.write("pb.lua", open(pb).read().replace('addr = "203.0.113.300"', 'adr = "203.0.113.3"'))
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:4:" in r.err and "unknown option 'adr'" in r.err, "unknown option", r)
+
+
+def test_plugin_errors_name_plugin_file_line(env):
+    clean(env)
+    env.write("p/broken.lua", 'local M = {}\nfunction M.x(\nreturn M\n')
+    env.write("p/raises.lua", 'local M = {}\n\nlocal y = nil + 1\nreturn M\n')
+    for name, line in (("broken", 3), ("raises", 3)):
+        pb = env.write("pb.lua", 'local m = require "%s"\nreturn playbook { id = "t", title = "T", '
+                       'steps = { step "a" { run = function() end } } }\n' % name)
+        r = env.irp("check", pb, env={"IRP_PLUGIN_PATH": os.path.join(env.dir, "p")})
+        want = "%s/p/%s.lua:%d:" % (env.dir, name, line)
+        check(r.code == 65 and want in r.err, "error at %s" % want, r)
+
+
+def test_require_refuses_bad_names_and_missing(env):
+    clean(env)
+    env.write("secret.lua", 'return { leaked = true }')
+    for name in ("../secret", "/etc/passwd", "Hello", "a..b", ".hidden", "x/y"):
+        pb = env.write("pb.lua", 'local m = require %s\nreturn playbook { id = "t", title = "T", '
+                       'steps = { step "a" { run = function() end } } }\n' % json.dumps(name))
+        r = env.irp("check", pb, env={"IRP_PLUGIN_PATH": os.path.join(env.dir, "plug")})
+        check(r.code == 65 and "pb.lua:1: require:" in r.err and "not a valid plugin name" in r.err,
+              "refused %r" % name, r)
+    pb = env.write("pb.lua", 'local m = require "nosuch"\nreturn playbook { id = "t", title = "T", '
+                   'steps = { step "a" { run = function() end } } }\n')
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:1: require: plugin 'nosuch' not found" in r.err, "missing plugin", r)
+
+
+def test_json_module_and_plugin_cache(env):
+    clean(env)
+    env.write("p/counter.lua", 'COUNT = (COUNT or 0) + 1\nreturn { n = COUNT }')
+    pb = env.write("pb.lua", '''local json = require "json"
+local a = require "counter"
+local b = require "counter"
+return playbook { id = "t", title = "T", steps = {
+  step "a" { run = function(ctx)
+    local c = require "counter"
+    return { same = (a == b and b == c), n = c.n, v = json.decode('{"x":[1,2]}').x[2],
+             e = json.encode({ k = "v" }) }
+  end },
+} }
+''')
+    drill_ok(env, pb, "--plugins", os.path.join(env.dir, "p"))
+    check(succeeded(env, "a") == {"same": True, "n": 1, "v": 2, "e": '{"k":"v"}'}, "cached once per state")
+
+
+# ---------------------------------------------------------------- shipped plugins
+
+SHIPPED = {
+    "isolate": '''
+    isolate.firewall { id = "nft", host = "{{host}}", allow = { "10.0.0.5" } },
+    isolate.firewall { id = "ipt", host = "{{host}}", allow = { "10.0.0.5", "2001:db8::5" }, method = "iptables" },
+    isolate.edr { id = "edr", url = "https://edr.example/api/v1", host = "{{host}}", auth_secret = "EDR_AUTH" },
+    isolate.release { id = "release", host = "{{host}}" },''',
+    "account": '''
+    account.disable { id = "disable", url = "https://idp.example/scim/v2", user = "{{user}}" },
+    account.revoke_sessions { id = "revoke", url = "https://idp.example/scim/v2", user = "{{user}}" },
+    account.enable { id = "enable", url = "https://idp.example/scim/v2", user = "{{user}}" },''',
+    "blockip": '''
+    blockip.firewall { id = "nft", host = "fw-1", addr = "{{ip}}" },
+    blockip.firewall { id = "ipt", host = "fw-1", addr = "198.51.100.0/24", method = "iptables" },
+    blockip.api { id = "api", url = "https://fw.example/api/blocklist", addr = "{{ip}}" },''',
+    "evidence": '''
+    evidence.commands { id = "cmds", host = "{{host}}", commands = { { name = "ps.txt", argv = { "ps", "auxww" } } } },
+    evidence.files { id = "files", host = "{{host}}", files = { "/var/log/auth.log" } },''',
+    "ticket": '''
+    ticket.create { id = "open", url = "https://tickets.example/api/tickets", summary = "Compromise of {{host}}" },
+    ticket.update { id = "upd", url = "https://tickets.example/api/tickets",
+                    ticket = "{{steps.open.result.ticket}}", comment = "contained", status = "resolved" },''',
+    "postgres": '''
+    postgres.promote { id = "promote", pgdata = "/var/lib/postgresql/16/main", conninfo = "host=/var/run/postgresql" },
+    postgres.patroni_failover { id = "patroni", config = "/etc/patroni/patroni.yml", cluster = "pg-main", candidate = "pg-2" },
+    postgres.basebackup { id = "restore", source = "host=10.0.0.11 user=replicator", pgdata = "/srv/pg/restore", start = true },''',
+    "statuspage": '''
+    statuspage.update { id = "status", url = "https://api.status.example/v1/pages/abc", name = "Degraded logins",
+                        status = "investigating", message = "Investigating {{host}}" },
+    statuspage.update { id = "status2", url = "https://api.status.example/v1/pages/abc",
+                        incident = "{{steps.status.result.incident}}", status = "resolved", message = "Fixed" },
+    statuspage.stakeholders { id = "tell", message = "Status: {{steps.status.result.incident}}",
+                              webhooks = { "https://hooks.example/exec" } },''',
+}
+
+
+def shipped_drill(env, name):
+    clean(env)
+    pb = env.write("pb.lua", '''local %s = require "%s"
+return playbook { id = "t", title = "T",
+  inputs = { host = { default = "web-07" }, ip = { default = "203.0.113.7" }, user = { default = "2819c223" } },
+  steps = {%s
+  },
+}
+''' % (name, name, SHIPPED[name]))
+    r = env.irp("check", pb)
+    check(r.code == 0, "check accepts the %s steps" % name, r)
+    drill_ok(env, pb)
+    events = env.events()
+    check("step.failed" not in events, "no step failed", events)
+    for rec in env.journal():
+        if rec["type"] in ("step.exec", "step.http"):
+            check(rec["data"]["simulated"], "every effect was simulated", rec)
+    return env
+
+
+def test_shipped_isolate_drill(env):
+    shipped_drill(env, "isolate")
+    check(succeeded(env, "nft")["isolated"] is True and succeeded(env, "edr")["job"] == "42", "results")
+    cmd = env.record("step.exec", "nft")["data"]["command"]
+    check(cmd.startswith("ssh -o BatchMode=yes web-07 -- sh -c"), "over ssh: %s" % cmd)
+
+
+def test_shipped_account_drill(env):
+    shipped_drill(env, "account")
+    check(succeeded(env, "disable")["active"] is False, "disabled")
+    methods = [r["data"]["method"] for r in env.journal() if r["type"] == "step.http" and r["step"] == "disable"]
+    check(methods == ["PATCH", "DELETE", "GET"], "PATCH, DELETE sessions, GET: %r" % methods)
+
+
+def test_shipped_blockip_drill(env):
+    shipped_drill(env, "blockip")
+    check(succeeded(env, "nft") == {"addr": "203.0.113.7", "method": "nftables", "host": "fw-1", "blocked": True},
+          "nft result")
+    check(succeeded(env, "api")["rule"] == "rule-7731", "api result")
+
+
+def test_shipped_evidence_drill(env):
+    shipped_drill(env, "evidence")
+    items = succeeded(env, "files")["items"]
+    check(len(items) == 1 and len(items[0]["sha256"]) == 64, "an artifact with its hash: %r" % items)
+    check(any(r["type"] == "artifact.stored" for r in env.journal()), "artifact.stored journaled")
+
+
+def test_shipped_ticket_drill(env):
+    shipped_drill(env, "ticket")
+    check(succeeded(env, "open")["ticket"] == "INC-1042", "ticket id")
+    urls = [r["data"]["url"] for r in env.journal() if r["type"] == "step.http" and r["step"] == "upd"]
+    check(urls == ["https://tickets.example/api/tickets/INC-1042/comments",
+                   "https://tickets.example/api/tickets/INC-1042"], "update urls %r" % urls)
+
+
+def test_shipped_postgres_drill(env):
+    shipped_drill(env, "postgres")
+    cmds = [r["data"]["command"] for r in env.journal() if r["type"] == "step.exec"]
+    check(cmds[0] == "runuser -u postgres -- pg_ctl promote -D /var/lib/postgresql/16/main -w -t 60", cmds[0])
+    check(any("patronictl -c /etc/patroni/patroni.yml failover pg-main --candidate pg-2 --force" in c for c in cmds),
+          "patronictl argv: %r" % cmds)
+    check(any("pg_basebackup -d host=10.0.0.11 user=replicator -D /srv/pg/restore -X stream -c fast" in c
+              for c in cmds), "pg_basebackup argv: %r" % cmds)
+    check(succeeded(env, "patroni") == {"cluster": "pg-main", "leader": "pg-2"}, "patroni result")
+
+
+def test_shipped_statuspage_drill(env):
+    shipped_drill(env, "statuspage")
+    check(succeeded(env, "status")["incident"] == "p31zjtct2jer", "incident id")
+    urls = [r["data"]["url"] for r in env.journal() if r["type"] == "step.http"]
+    check("https://api.status.example/v1/pages/abc/incidents/p31zjtct2jer" in urls, "update url %r" % urls)
+
+
+def test_evidence_live_files_and_commands(env):
+    clean(env)
+    text = env.write("auth.log", "Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy\n")
+    binary = os.path.join(env.dir, "blob.bin")
+    with open(binary, "wb") as f:
+        f.write(bytes(range(256)) * 8)
+    pb = env.write("pb.lua", '''local evidence = require "evidence"
+return playbook { id = "t", title = "T", steps = {
+  evidence.files { id = "text", files = { "%s" } },
+  evidence.files { id = "b64", files = { "%s" }, encoding = "base64" },
+  evidence.commands { id = "cmds", commands = { { name = "echo.txt", argv = { "echo", "hello" } } } },
+  evidence.files { id = "bad", files = { "%s", "%s/missing" }, on_failure = "continue" },
+} }
+''' % (text, binary, binary, env.dir))
+    r = env.run(pb, "--yes")
+    check(r.code == 0, "the run ends", r)
+    item = succeeded(env, "text")["items"][0]
+    want = hashlib.sha256(open(text, "rb").read()).hexdigest()
+    check(item["source_sha256"] == want and item["sha256"] == want, "text copy is verbatim")
+    check(hashlib.sha256(open(item["path"], "rb").read()).hexdigest() == want, "artifact file hash")
+    b = succeeded(env, "b64")["items"][0]
+    import base64
+    check(base64.b64decode(open(b["path"], "rb").read()) == open(binary, "rb").read(), "base64 round trip")
+    check(b["source_sha256"] == hashlib.sha256(open(binary, "rb").read()).hexdigest(), "source hash")
+    check(open(succeeded(env, "cmds")["items"][0]["path"]).read() == "hello\n", "command output stored")
+    failed = env.record("step.failed", "bad")["data"]
+    check("differs from the source" in json.dumps(failed) and "missing" in json.dumps(failed),
+          "binary-as-text and missing file are reported: %r" % failed)
+
+
+def pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found or os.geteuid() != 0 or not shutil.which("runuser"):
+        return None
+    try:
+        subprocess.run(["id", "postgres"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return os.path.dirname(found[-1])
+
+
+def test_postgres_live_promote_and_basebackup(env):
+    """A primary and a standby on unix sockets in a temporary directory,
+    run as the postgres user; skipped (passes) without the server binaries."""
+    clean(env)
+    b = pg_bin()
+    if not b:
+        print("       (skipped: no PostgreSQL server binaries, or not root)")
+        return
+    d = tempfile.mkdtemp(prefix="irp-pg-")
+    os.chmod(d, 0o755)
+    shutil.chown(d, "postgres")
+    u = ["runuser", "-u", "postgres", "--"]
+    started = []
+    try:
+        subprocess.run(u + [b + "/initdb", "-D", d + "/primary", "-U", "postgres", "-A", "trust"],
+                       check=True, capture_output=True)
+        with open(d + "/primary/postgresql.conf", "a") as f:
+            f.write("listen_addresses=''\nunix_socket_directories='%s'\nport=55432\n" % d)
+        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/primary", "-w", "-l", d + "/p.log"],
+                       check=True, capture_output=True)
+        started.append("primary")
+        subprocess.run(u + [b + "/pg_basebackup", "-d", "host=%s port=55432 user=postgres" % d, "-D",
+                            d + "/standby", "-X", "stream", "-c", "fast", "-R"], check=True, capture_output=True)
+        with open(d + "/standby/postgresql.conf", "a") as f:
+            f.write("port=55433\n")
+        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/standby", "-w", "-l", d + "/s.log"],
+                       check=True, capture_output=True)
+        started.append("standby")
+        pb = env.write("pb.lua", '''local postgres = require "postgres"
+return playbook { id = "t", title = "T", inputs = { dir = { required = true }, bin = { required = true } },
+  steps = {
+    postgres.basebackup { id = "restore", source = "host={{dir}} port=55432 user=postgres",
+                          pgdata = "{{dir}}/restored", bin_dir = "%s", start = true, port = 55434 },
+    postgres.promote { id = "promote", pgdata = "{{dir}}/standby", bin_dir = "%s",
+                       conninfo = "host={{dir}} port=55433 user=postgres" },
+  } }
+''' % (b, b))
+        r = env.run(pb, "--yes", "-v", "dir=" + d, "-v", "bin=" + b, timeout=120)
+        if os.path.exists(d + "/restored/postmaster.pid"):
+            started.append("restored")
+        check(r.code == 0, "live restore and promote succeed", r)
+        check(succeeded(env, "promote")["in_recovery"] is False, "the standby is a primary now")
+        q = subprocess.run(u + [b + "/psql", "-X", "-A", "-t", "-d", "host=%s port=55434 user=postgres" % d,
+                                "-c", "select pg_is_in_recovery()"], capture_output=True, text=True)
+        check(q.stdout.strip() == "t", "the restored copy runs as a standby: %r" % q.stdout)
+    finally:
+        for name in started:
+            subprocess.run(u + [b + "/pg_ctl", "stop", "-D", "%s/%s" % (d, name), "-m", "immediate"],
+                           capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- attach
+
+ATTACH_PB = '''return playbook { id = "t", title = "T", phases = { "detect", "contain", "recover" },
+  steps = {
+    step "a" { phase = "detect", run = function() end },
+    step "b" { phase = "contain", run = function() end },
+    step "c" { phase = "recover", run = function() end },
+  } }
+'''
+
+
+def test_attach_before_after_at_end_of(env):
+    clean(env)
+    pb = env.write("pb.lua", ATTACH_PB)
+    local = env.write("local.lua", '''return {
+  attach { before = "a", step "x0" { phase = "detect", run = function() end } },
+  attach { after = "b", step "x1" { run = function() end }, step "x2" { run = function() end } },
+  attach { at_end_of = "detect", step "x3" { run = function(ctx) return { n = 3 } end } },
+}
+''')
+    r = env.irp("show", pb, "--attach", local)
+    if r.code == 0:
+        check("attached from" in r.out, "show marks attached steps", r)
+    drill_ok(env, pb, "--attach", local)
+    order = [rec["step"] for rec in env.journal() if rec["type"] == "step.succeeded"]
+    check(order == ["x0", "a", "x3", "b", "x1", "x2", "c"], "merged order %r" % order)
+
+
+def test_attach_errors_are_named(env):
+    clean(env)
+    pb = env.write("pb.lua", ATTACH_PB)
+    local = env.write("local.lua", '''return {
+  attach { after = "bb", step "x1" { run = function() end } },
+  attach { before = "a", step "b" { run = function() end } },
+  attach { at_end_of = "contian", step "x2" { run = function() end } },
+  attach { after = "a", before = "b", step "x3" { run = function() end } },
+}
+''')
+    r = env.drill(pb, "--yes", "--attach", local)
+    check(r.code == 65, "the load fails before anything runs", r)
+    for want in ('local.lua:2: attach block: after = "bb" names no step of the playbook (did you mean "b"?)',
+                 "local.lua:4: attach block: at_end_of = 'contian' is not a phase",
+                 "local.lua:5: attach block needs exactly one of"):
+        check(want in r.err, "stderr has %r" % want, r)
+    check('local.lua:3: attached step "b" collides with the step of the same id at ' in r.err,
+          "the collision is reported at the attach file's line", r)
+    check(not os.path.exists(os.path.join(env.state, "runs")), "nothing ran")
+
+
+PROBE = '''import socket, sys
+s = socket.socket()
+s.settimeout(1)
+try:
+    s.connect(("127.0.0.5", 9))
+    print("probe: connected")
+except Exception as e:
+    print("probe: " + type(e).__name__)
+'''
+
+
+def test_nftables_live_in_a_network_namespace(env):
+    """blockip.firewall and isolate.firewall/release for real, with nft in a
+    fresh network namespace (unshare -n); skipped (passes) without nft."""
+    clean(env)
+    import harness
+    nft = shutil.which("nft")
+    if not nft or subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("       (skipped: no nft, or no network namespaces here)")
+        return
+    probe = env.write("probe.py", PROBE)
+    pb = env.write("pb.lua", '''local blockip = require "blockip"
+local isolate = require "isolate"
+return playbook { id = "t", title = "T", steps = {
+  blockip.firewall { id = "range", host = "local", addr = "203.0.113.0/24" },
+  blockip.firewall { id = "inside", host = "local", addr = "203.0.113.7" },
+  blockip.firewall { id = "v6", host = "local", addr = "2001:db8::/32" },
+  blockip.firewall { id = "lo5", host = "local", addr = "127.0.0.5" },
+  isolate.firewall { id = "iso", host = "local", allow = { "10.0.0.5", "2001:db8::5" } },
+  isolate.release { id = "release", host = "local" },
+} }
+''')
+    script = ('ip link set lo up; python3 {probe}; {irp} run {pb} --yes --state-dir {st} --run-id r1; '
+              'echo "irp-exit=$?"; python3 {probe}; nft list ruleset').format(
+                  probe=probe, irp=os.path.abspath(harness.IRP), pb=pb, st=env.state)
+    p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
+                       env=env.env, cwd=env.dir, timeout=60 * harness.SLACK)
+    out = p.stdout
+    check("irp-exit=0" in out, "the live run succeeds", p)
+    check(out.count("probe: ConnectionRefusedError") == 1 and "probe: TimeoutError" in out,
+          "127.0.0.5 answered before the block and is dropped after it", p)
+    check("elements = { 127.0.0.5, 203.0.113.0/24 }" in out or
+          ("203.0.113.0/24" in out and "127.0.0.5" in out), "the set holds the ranges", p)
+    check("irp_isolation" not in out.split("irp-exit=0")[1], "the isolation table was released", p)
+    check("policy drop" in open(succeeded(env, "iso") and
+                                env.record("artifact.stored", "iso")["data"]["path"]).read(),
+          "the isolation rules were read back and stored")
+
+
+def test_iptables_live_in_a_network_namespace(env):
+    """The iptables paths of blockip and isolate for real (IPv4 and IPv6,
+    run twice: no duplicate rules); skipped (passes) without iptables."""
+    clean(env)
+    import harness
+    if not shutil.which("iptables") or not shutil.which("ip6tables") or \
+            subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("       (skipped: no iptables, or no network namespaces here)")
+        return
+    probe = env.write("probe.py", PROBE)
+    pb = env.write("pb.lua", '''local blockip = require "blockip"
+local isolate = require "isolate"
+return playbook { id = "t", title = "T", steps = {
+  blockip.firewall { id = "lo5", host = "local", addr = "127.0.0.5", method = "iptables" },
+  blockip.firewall { id = "lo5-again", host = "local", addr = "127.0.0.5", method = "iptables" },
+  blockip.firewall { id = "v6", host = "local", addr = "2001:db8::/32", method = "iptables" },
+  isolate.firewall { id = "iso", host = "local", allow = { "10.0.0.5", "2001:db8::5" }, method = "iptables" },
+  isolate.firewall { id = "iso2", host = "local", allow = { "10.0.0.6", "2001:db8::6" }, method = "iptables" },
+} }
+''')
+    script = ('ip link set lo up; python3 {probe}; {irp} run {pb} --yes --state-dir {st} --run-id r1; '
+              'echo "irp-exit=$?"; iptables -S; ip6tables -S; echo "-- after isolation"; python3 {probe}').format(
+                  probe=probe, irp=os.path.abspath(harness.IRP), pb=pb, st=env.state)
+    p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
+                       env=env.env, cwd=env.dir, timeout=60 * harness.SLACK)
+    out = p.stdout
+    check("irp-exit=0" in out, "the live run succeeds", p)
+    check(out.count("-A INPUT -s 127.0.0.5/32 -j DROP") == 1, "one block rule, even when run twice", p)
+    check("-A INPUT -s 2001:db8::/32 -j DROP" in out, "IPv6 range blocked with ip6tables", p)
+    check("-A IRP_ISOLATE -s 10.0.0.6/32 -j ACCEPT" in out and "10.0.0.5/32" not in out,
+          "the second isolation replaced the allow list", p)
+    check("-A IRP_ISOLATE -s 2001:db8::6/128 -j ACCEPT" in out, "IPv6 isolated too, allow list kept", p)
+    check(out.count("-A OUTPUT -j IRP_ISOLATE") == 2, "hooked once per family", p)

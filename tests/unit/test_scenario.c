@@ -1,0 +1,172 @@
+/*
+ * test_scenario.c — unit tests for drill scenario files (scenario.c,
+ * scenario_fields.c): a complete scenario in its normalised form (injects
+ * with drill times, answer shorthands, outcome lists), the errors a
+ * facilitator makes (unknown fields with "did you mean" and the right
+ * line, bad times, bad answer words, wrong types, syntax errors), the
+ * sandbox (no io/os/load, a load deadline), and the check of step ids
+ * against a playbook outline.
+ * Depends on: cmocka, scenario.h.
+ */
+#include "scenario.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static sc_scenario *load(const char *text, char *err, size_t n)
+{
+    return sc_load_text(text, strlen(text), "scn.lua", err, n);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    char err[1024] = "";
+    sc_scenario *sc = load(text, err, sizeof err);
+    if (sc) {
+        sc_free(sc);
+        fail_msg("expected an error containing \"%s\" for:\n%s", want, text);
+    }
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+static void test_complete_scenario(void **state)
+{
+    (void)state;
+    const char *text = "return scenario {\n"
+                       "  title = \"Friday\", narrative = \"late\",\n"
+                       "  participants = { { name = \"Sam\", role = \"operator\" } },\n"
+                       "  speed = 60,\n"
+                       "  injects = {\n"
+                       "    { at = \"T+20m\", text = \"CEO calls\" },\n"
+                       "    { on = \"step_end\", step = \"isolate\", text = \"done?\" },\n"
+                       "  },\n"
+                       "  answers = { confirm = \"done: seen\", isolate = \"deny: no\", q = { ask = { \"a\", \"b\" } }, w = \"west\" },\n"
+                       "  outcomes = { isolate = { { code = 1, stderr = \"EDR timeout\" }, { stdout = \"ok\" } }, one = { code = 2 } },\n"
+                       "  expect = { status = \"succeeded\", escalations = { 1 }, skipped = {}, decisions = { isolate = \"deny\" } },\n"
+                       "}\n";
+    char err[512] = "";
+    sc_scenario *sc = load(text, err, sizeof err);
+    assert_non_null(sc);
+    assert_string_equal(sc->title, "Friday");
+    assert_true(sc->speed == 60);
+    assert_int_equal(json_array_size(sc->participants), 1);
+    assert_int_equal(json_array_size(sc->injects), 2);
+    json_t *inj = json_array_get(sc->injects, 0);
+    assert_int_equal(json_integer_value(json_object_get(inj, "at_ms")), 20 * 60 * 1000);
+    assert_int_equal(json_integer_value(json_object_get(inj, "line")), 6);
+    inj = json_array_get(sc->injects, 1);
+    assert_string_equal(json_string_value(json_object_get(inj, "on")), "step_end");
+    assert_int_equal(json_integer_value(json_object_get(inj, "line")), 7);
+    json_t *a = json_object_get(sc->answers, "confirm");
+    assert_string_equal(json_string_value(json_object_get(a, "manual")), "done: seen");
+    a = json_object_get(sc->answers, "isolate");
+    assert_string_equal(json_string_value(json_object_get(a, "approval")), "deny: no");
+    a = json_object_get(sc->answers, "q");
+    assert_int_equal(json_array_size(json_object_get(a, "ask")), 2);
+    a = json_object_get(sc->answers, "w");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(a, "ask"), 0)), "west");
+    assert_int_equal(json_array_size(json_object_get(sc->outcomes, "isolate")), 2);
+    assert_int_equal(json_array_size(json_object_get(sc->outcomes, "one")), 1); /* one outcome, wrapped */
+    assert_true(json_is_array(json_object_get(sc->expect, "skipped")));
+    sc_free(sc);
+}
+
+static void test_field_errors(void **state)
+{
+    (void)state;
+    expect_error("return scenario {\n  title = 'x',\n  injets = {},\n}\n",
+                 "scn.lua:3: scenario: unknown field 'injets' (did you mean 'injects'?)");
+    expect_error("return scenario {\n  expect = {\n    statsu = 'failed' },\n}\n",
+                 "scn.lua:3: expect: unknown field 'statsu' (did you mean 'status'?)");
+    expect_error("return scenario {\n  injects = {\n    { at = 'tomorrow', text = 't' } },\n}\n",
+                 "scn.lua:3: injects[1]: at = \"tomorrow\" is not a drill time");
+    expect_error("return scenario { injects = { { text = 't' } } }\n", "needs exactly one of at");
+    expect_error("return scenario { injects = { { on = 'step_begin', step = 'a', text = 't' } } }\n",
+                 "must be \"step_start\" or \"step_end\"");
+    expect_error("return scenario { injects = { { on = 'step_start', text = 't' } } }\n", "needs step =");
+    expect_error("return scenario { answers = { a = { approval = 'aprove' } } }\n",
+                 "'aprove' is not a approval answer (approve or deny); did you mean 'approve'?");
+    expect_error("return scenario { answers = { a = { manul = 'done' } } }\n",
+                 "answer: unknown field 'manul' (did you mean 'manual'?)");
+    expect_error("return scenario { outcomes = { a = { { cdoe = 1 } } } }\n",
+                 "outcome: unknown field 'cdoe' (did you mean 'code'?)");
+    expect_error("return scenario { outcomes = { a = 'fail' } }\n", "outcomes[\"a\"] must be a list of outcomes");
+    expect_error("return scenario { speed = 'fast' }\n", "speed must be a number from 1 to 100000");
+    expect_error("return scenario { expect = { status = 'won' } }\n", "expect.status must be one of");
+    expect_error("return scenario { expect = { escalations = { 'two' } } }\n", "expect.escalations must be a list of tiers");
+    expect_error("return 42\n", "scn.lua: the file returns number");
+    expect_error("return scenario {\n  title = 'x'\n  speed = 2 }\n", "scn.lua:3:");
+    expect_error("return scenario {\n  title = nope.x }\n", "scn.lua:2:");
+}
+
+static void test_sandbox(void **state)
+{
+    (void)state;
+    expect_error("os.execute('touch /tmp/x') return scenario {}\n", "os");
+    expect_error("io.open('/etc/passwd') return scenario {}\n", "io");
+    expect_error("load('x=1')() return scenario {}\n", "load");
+    expect_error("while true do end\n", "took longer than");
+    char err[256];
+    sc_scenario *sc = sc_load_file("/nonexistent/scn.lua", err, sizeof err);
+    assert_null(sc);
+    assert_non_null(strstr(err, "/nonexistent/scn.lua: cannot read the scenario"));
+    /* Helpers and locals are fine. */
+    sc = load("local function at(m) return 'T+' .. m .. 'm' end\n"
+              "return scenario { injects = { { at = at(5), text = 'x' } } }\n",
+              err, sizeof err);
+    assert_non_null(sc);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(sc->injects, 0), "at_ms")), 300000);
+    sc_free(sc);
+}
+
+static void test_check_steps(void **state)
+{
+    (void)state;
+    json_t *steps = json_pack("[{s:s, s:s}, {s:s, s:s}]", "id", "isolate", "kind", "run", "id", "confirm", "kind",
+                              "manual");
+    char err[512] = "";
+    const char *good = "return scenario { answers = { confirm = 'done' }, outcomes = { isolate = { { code = 0 } } } }\n";
+    sc_scenario *sc = load(good, err, sizeof err);
+    assert_non_null(sc);
+    assert_int_equal(sc_check_steps(sc, steps, err, sizeof err), 0);
+    sc_free(sc);
+
+    const char *bad[][2] = {
+        {"return scenario {\n  answers = {\n    isolat = 'approve' } }\n",
+         "scn.lua:3: answers names step \"isolat\", which the playbook does not have (did you mean \"isolate\"?)"},
+        {"return scenario {\n  injects = {\n    { on = 'step_end', step = 'confrim', text = 't' } } }\n",
+         "scn.lua:3: an inject names step \"confrim\""},
+        {"return scenario {\n  outcomes = {\n    isolte = { { code = 1 } } } }\n", "scn.lua:3: outcomes names step \"isolte\""},
+        {"return scenario {\n  expect = {\n    skipped = { 'nope' } } }\n", "scn.lua:3: expect.skipped names step \"nope\""},
+        {"return scenario {\n  answers = {\n    confirm = 'dnoe' } }\n",
+         "scn.lua:3: answers[\"confirm\"]: 'dnoe' is not a manual answer (done, failed or skip); did you mean 'done'?"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sc = load(bad[i][0], err, sizeof err);
+        assert_non_null(sc);
+        assert_int_equal(sc_check_steps(sc, steps, err, sizeof err), -1);
+        if (!strstr(err, bad[i][1]))
+            fail_msg("error \"%s\" does not contain \"%s\"", err, bad[i][1]);
+        sc_free(sc);
+    }
+    json_decref(steps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_complete_scenario),
+        cmocka_unit_test(test_field_errors),
+        cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_check_steps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
