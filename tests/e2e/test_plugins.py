@@ -1,8 +1,10 @@
 """End-to-end tests of plugins (require inside the sandbox, the search path,
 load-time validation naming the playbook's line), of every shipped plugin's
-drill path (and the live paths this machine allows: evidence collection of
-real files, PostgreSQL promote and pg_basebackup when the server binaries are
-installed), and of --attach (before / after / at_end_of, and its errors)."""
+drill path, of the live paths this machine allows (evidence collection of
+real files; PostgreSQL promote and pg_basebackup when the server binaries are
+installed; nftables and iptables inside a fresh network namespace when those
+tools are installed; the HTTP plugins against a local stand-in server), and
+of --attach (before / after / at_end_of, and its errors)."""
 import glob
 import hashlib
 import json
@@ -479,3 +481,132 @@ return playbook { id = "t", title = "T", steps = {
           "the second isolation replaced the allow list", p)
     check("-A IRP_ISOLATE -s 2001:db8::6/128 -j ACCEPT" in out, "IPv6 isolated too, allow list kept", p)
     check(out.count("-A OUTPUT -j IRP_ISOLATE") == 2, "hooked once per family", p)
+
+
+# ---------------------------------------------------------------- live HTTP
+
+class FakeApis:
+    """One local HTTP server standing in for a SCIM directory, an EDR, a
+    ticket system, a firewall API, a status page and a webhook: stateful
+    enough that each plugin's read-back (GET after PATCH...) is real."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+        self.requests = []
+        self.users = {"2819c223": {"id": "2819c223", "userName": "bjensen", "active": True}}
+        self.sessions = {"2819c223": 3}
+        self.isolated = set()
+        self.tickets = {}
+        apis = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _do(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                body = json.loads(raw) if raw else None
+                apis.requests.append((self.command, self.path, dict(self.headers), body))
+                status, out = apis.route(self.command, self.path.split("?")[0], body)
+                data = json.dumps(out).encode() if out is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _do
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def route(self, method, path, body):
+        p = path.strip("/").split("/")
+        if p[:2] == ["scim", "Users"] and len(p) >= 3:
+            u = self.users.get(p[2])
+            if u is None:
+                return 404, {"detail": "no such user"}
+            if len(p) == 4 and p[3] == "sessions" and method == "DELETE":
+                self.sessions[p[2]] = 0
+                return 204, None
+            if method == "PATCH":
+                for op in body["Operations"]:
+                    if op["path"] == "active":
+                        u["active"] = op["value"]
+                return 200, u
+            return 200, u
+        if p[:2] == ["edr", "hosts"]:
+            if len(p) == 4 and p[3] == "isolate" and method == "POST":
+                self.isolated.add(p[2])
+                return 202, {"job": "77"}
+            return 200, {"host": p[2], "isolated": p[2] in self.isolated}
+        if p[0] == "tickets":
+            if len(p) == 1 and method == "POST":
+                t = "INC-%d" % (1000 + len(self.tickets))
+                self.tickets[t] = dict(body, id=t, status="open", comments=[])
+                return 201, self.tickets[t]
+            t = self.tickets.get(p[1])
+            if t is None:
+                return 404, {"error": "no ticket"}
+            if len(p) == 3 and p[2] == "comments":
+                t["comments"].append(body["body"])
+                return 201, {"ok": True}
+            if method == "PATCH":
+                t.update(body)
+            return 200, t
+        if p[0] == "blocklist" and method == "POST":
+            return 201, {"id": "rule-1", "address": body["address"]}
+        if p[0] == "status" and p[1] == "incidents":
+            if method == "POST":
+                return 201, {"id": "inc-1", "status": body["status"]}
+            return 200, {"id": p[2], "status": body["status"]}
+        if p[0] == "hook":
+            return 200, {"ok": True}
+        return 404, {"error": "no route " + path}
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_plugins_live_against_local_apis(env):
+    clean(env)
+    api = FakeApis()
+    try:
+        pb = env.write("pb.lua", '''local account = require "account"
+local isolate = require "isolate"
+local ticket = require "ticket"
+local blockip = require "blockip"
+local statuspage = require "statuspage"
+return playbook { id = "t", title = "T", inputs = { api = { required = true } }, steps = {
+  ticket.create { id = "open", url = "{{api}}/tickets", summary = "Compromise of web-07", auth_secret = "TICKET_AUTH" },
+  isolate.edr { id = "edr", url = "{{api}}/edr", host = "web-07" },
+  account.disable { id = "disable", url = "{{api}}/scim", user = "2819c223", auth_secret = "SCIM_AUTH" },
+  blockip.api { id = "block", url = "{{api}}/blocklist", addr = "203.0.113.7" },
+  statuspage.update { id = "status", url = "{{api}}/status", name = "Logins degraded", status = "investigating",
+                      message = "Investigating" },
+  statuspage.stakeholders { id = "tell", message = "Ticket {{steps.open.result.ticket}}", webhooks = { "{{api}}/hook" } },
+  ticket.update { id = "upd", url = "{{api}}/tickets", ticket = "{{steps.open.result.ticket}}",
+                  comment = "contained", status = "resolved" },
+} }
+''')
+        r = env.run(pb, "--yes", "-v", "api=" + api.url,
+                    env={"SCIM_AUTH": "Bearer scim-token-1", "TICKET_AUTH": "Bearer tk-2"})
+        check(r.code == 0, "the live run against the local APIs succeeds", r)
+        check(api.users["2819c223"]["active"] is False and api.sessions["2819c223"] == 0,
+              "the account is disabled and its sessions revoked")
+        check("web-07" in api.isolated, "the EDR isolated the host")
+        t = api.tickets["INC-1000"]
+        check(t["status"] == "resolved" and t["comments"] == ["contained"] and t["title"] == "Compromise of web-07",
+              "the ticket was created, commented and resolved: %r" % t)
+        auth = [h.get("Authorization") for (m, path, h, b) in api.requests if path.startswith("/scim")]
+        check(auth and all(a == "Bearer scim-token-1" for a in auth), "the secret header was sent: %r" % auth)
+        check(succeeded(env, "disable")["sessions_revoked"] is True, "result says revoked")
+        check("scim-token-1" not in open(env.journal_path()).read(), "the secret is not in the journal")
+        patch = [b for (m, path, h, b) in api.requests if m == "PATCH" and path.startswith("/scim")][0]
+        check(patch["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "a SCIM PatchOp: %r" % patch)
+    finally:
+        api.stop()
