@@ -36,7 +36,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps demo check unit e2e sanitize bench clean
+.PHONY: all deps demo check unit e2e sanitize bench soak clean
 all: irp
 
 irp: $(BUILD)/irp
@@ -78,6 +78,9 @@ deps:
 	command -v make >/dev/null || missing="$$missing make"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v nft >/dev/null || missing="$$missing nftables"; \
+	command -v iptables >/dev/null || missing="$$missing iptables"; \
 	for pair in $(DEB_MAP); do \
 	  pkg-config --exists $${pair%%:*} 2>/dev/null || missing="$$missing $${pair#*:}"; \
 	done; \
@@ -115,6 +118,11 @@ sanitize:
 unit-san: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do echo "== $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t || fail=1; done; exit $$fail
+
+# The crash test with many more SIGKILLs than make check's 50 (KILLS=N).
+soak: irp
+	$(Q)IRP=$(CURDIR)/$(BUILD)/irp IRP_CRASH_KILLS=$${KILLS:-1000} IRP_CRASH_VERBOSE=1 \
+	  python3 tests/e2e/run.py test_crash_kill_resume_loop
 
 bench: irp
 	$(Q)for b in bench/*.sh; do [ -f "$$b" ] && sh "$$b"; done; true

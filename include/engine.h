@@ -136,6 +136,10 @@ enum eng_outcome { OUT_SUCCEEDED, OUT_FAILED, OUT_SKIPPED, OUT_STOPPED, OUT_NO_A
 enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char **last_phase, char **reason);
 /* Records a step's outcome in the run state and tells the worker. */
 void eng_set_state(eng_run *r, const char *id, const char *status, json_t *result);
+/* Opening the record (engine_record.c); each returns 0 or an exit code. */
+int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size);
+int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size);
+int eng_decide_in_flight(eng_run *r);
 /* Replaces a dead worker with a fresh one that knows every recorded result. */
 int eng_restart_worker(eng_run *r);
 

@@ -94,7 +94,7 @@ static const char *const drill_help =
     "expectation held, else 1 with each mismatch printed (a playbook test for CI).\n";
 
 static const char *const check_help =
-    "usage: irp check PLAYBOOK...\n"
+    "usage: irp check PLAYBOOK... [--attach FILE]... [--plugins DIR]...\n"
     "\n"
     "Loads each playbook in the sandbox and reports every problem as\n"
     "FILE:LINE: what is wrong. Nothing runs. Required inputs need not be given.\n"
@@ -107,10 +107,11 @@ static const char *const list_help =
     "current directory) with their id, severity, number of steps and title.\n";
 
 static const char *const show_help =
-    "usage: irp show PLAYBOOK\n"
+    "usage: irp show PLAYBOOK [--attach FILE]... [--plugins DIR]...\n"
     "\n"
     "Prints a playbook's outline: inputs, objectives, escalation tiers, and every step\n"
-    "by phase with its kind, approval, timeout, retries and on_failure.\n";
+    "by phase with its kind, approval, timeout, retries and on_failure. With --attach,\n"
+    "the merged outline: attached steps are marked with the file they come from.\n";
 
 static const char *const verify_help =
     "usage: irp verify RUN_ID|JOURNAL_FILE [--state-dir DIR]\n"

@@ -15,12 +15,37 @@
 
 #define INFO_MEMORY ((int64_t)256 << 20)
 
+/* --attach FILE and --plugins DIR, as run and drill take them, so that what
+ * check and show see is what a run would load. */
+static json_t *attach_files, *plugin_dirs;
+
+/* Takes argv[*i] if it is --attach or --plugins (with its value). 1 when
+ * taken, 0 when not one of them, -1 when its value is missing. */
+static int take_load_option(int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    json_t **list = !strncmp(a, "--attach", 8) && (a[8] == '\0' || a[8] == '=') ? &attach_files
+                  : !strncmp(a, "--plugins", 9) && (a[9] == '\0' || a[9] == '=') ? &plugin_dirs
+                                                                                 : NULL;
+    if (!list)
+        return 0;
+    const char *eq = strchr(a, '=');
+    const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!v || !*v)
+        return -1;
+    if (!*list)
+        *list = json_array();
+    json_array_append_new(*list, json_string(v));
+    return 1;
+}
+
 /* Loads path; prints problems. Returns the outline (new ref) or NULL. */
 static json_t *load_quiet(const char *path, int print_errors, int *count_errors)
 {
     char err[512];
     json_t *empty = json_object(), *none = json_array();
-    json_t *answer = eng_load_outline(path, empty, none, none, 1, INFO_MEMORY, err, sizeof err);
+    json_t *answer = eng_load_outline(path, empty, attach_files ? attach_files : none,
+                                      plugin_dirs ? plugin_dirs : none, 1, INFO_MEMORY, err, sizeof err);
     json_decref(empty);
     json_decref(none);
     if (!answer) {
@@ -66,28 +91,45 @@ int cli_check(int argc, char **argv)
         return IRP_EXIT_USAGE;
     }
     int bad = 0;
+    json_t *files = json_array();
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             cli_help("check");
+            json_decref(files);
             return 0;
         }
-        if (argv[i][0] == '-') {
-            fprintf(stderr, "irp check: unknown option '%s' (irp check --help)\n", argv[i]);
+        int taken = take_load_option(argc, argv, &i);
+        if (taken < 0 || (!taken && argv[i][0] == '-')) {
+            fprintf(stderr, "irp check: %s '%s' (irp check --help)\n", taken < 0 ? "no value for" : "unknown option",
+                    argv[i]);
+            json_decref(files);
             return IRP_EXIT_USAGE;
         }
+        if (!taken)
+            json_array_append_new(files, json_string(argv[i]));
     }
-    for (int i = 1; i < argc; i++) {
+    if (!json_array_size(files)) {
+        fprintf(stderr, "irp check: which playbook? (irp check --help)\n");
+        json_decref(files);
+        return IRP_EXIT_USAGE;
+    }
+    size_t fi;
+    json_t *fv;
+    json_array_foreach(files, fi, fv)
+    {
+        const char *file = json_string_value(fv);
         int nerr = 0;
-        json_t *o = load_quiet(argv[i], 1, &nerr);
+        json_t *o = load_quiet(file, 1, &nerr);
         if (o) {
-            printf("ok  %s: %s, %zu steps\n", argv[i], pr_str(o, "id") ? pr_str(o, "id") : "?",
+            printf("ok  %s: %s, %zu steps\n", file, pr_str(o, "id") ? pr_str(o, "id") : "?",
                    json_array_size(json_object_get(o, "steps")));
             json_decref(o);
         } else {
-            printf("BAD %s: %d problem%s\n", argv[i], nerr, nerr == 1 ? "" : "s");
+            printf("BAD %s: %d problem%s\n", file, nerr, nerr == 1 ? "" : "s");
             bad = 1;
         }
     }
+    json_decref(files);
     return bad ? IRP_EXIT_DATAERR : 0;
 }
 
@@ -194,15 +236,25 @@ int cli_show(int argc, char **argv)
         fprintf(stderr, "irp show: which playbook? (irp show --help)\n");
         return IRP_EXIT_USAGE;
     }
-    if (cli_is_help(argv[1])) {
-        cli_help("show");
-        return 0;
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            cli_help("show");
+            return 0;
+        }
+        int taken = take_load_option(argc, argv, &i);
+        if (taken < 0 || (!taken && (argv[i][0] == '-' || file))) {
+            fprintf(stderr, "irp show: unexpected '%s' (one playbook at a time; irp show --help)\n", argv[i]);
+            return IRP_EXIT_USAGE;
+        }
+        if (!taken)
+            file = argv[i];
     }
-    if (argc > 2) {
-        fprintf(stderr, "irp show: one playbook at a time (irp show --help)\n");
+    if (!file) {
+        fprintf(stderr, "irp show: which playbook? (irp show --help)\n");
         return IRP_EXIT_USAGE;
     }
-    json_t *o = load_quiet(argv[1], 1, NULL);
+    json_t *o = load_quiet(file, 1, NULL);
     if (!o)
         return IRP_EXIT_DATAERR;
     printf("%s (%s %s), severity %s\n", pr_str(o, "title"), pr_str(o, "id"),

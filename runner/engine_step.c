@@ -92,11 +92,25 @@ static int approval_gate(eng_run *r, const char *id, const char *role)
     return g;
 }
 
+/* Adds where the step was defined (file:line, and the attach file for a
+ * step attached to the playbook) to a step.started record's data. */
+static json_t *with_origin(json_t *def, json_t *data)
+{
+    const char *file = pr_str(def, "file");
+    if (file)
+        json_object_set_new(data, "defined_at", json_sprintf("%s:%lld", file, pr_int(def, "line", 0)));
+    const char *source = pr_str(def, "source");
+    if (source && strcmp(source, "playbook") != 0)
+        json_object_set_new(data, "attached_from", json_string(source));
+    return data;
+}
+
 static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, const char *text, char **reason)
 {
     if (text && *text)
         tm_block(6, TM_PLAIN, text);
-    eng_record(r, "step.started", id, r->operator_name, json_pack("{s:s, s:i}", "kind", "manual", "attempt", 1));
+    eng_record(r, "step.started", id, r->operator_name,
+               with_origin(def, json_pack("{s:s, s:i}", "kind", "manual", "attempt", 1)));
     if (eng_barrier(r) < 0)
         return OUT_FATAL;
     int64_t t0 = ut_mono_ms();
@@ -167,8 +181,8 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
     long long backoff = pr_int(def, "backoff_ms", 1000);
     for (int attempt = 1; attempt <= attempts; attempt++) {
         eng_record(r, "step.started", id, r->operator_name,
-                   json_pack("{s:s, s:i, s:i, s:I}", "kind", "run", "attempt", attempt, "attempts", attempts,
-                             "timeout_ms", (json_int_t)timeout));
+                   with_origin(def, json_pack("{s:s, s:i, s:i, s:I}", "kind", "run", "attempt", attempt, "attempts",
+                                              attempts, "timeout_ms", (json_int_t)timeout)));
         if (eng_barrier(r) < 0)
             return OUT_FATAL;
         int64_t t0 = ut_mono_ms();

@@ -106,8 +106,10 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
         json_decref(c->vars);
         c->vars = json_object();
     }
-    c->attach = json_array();
-    c->plugins = json_array();
+    c->attach = json_is_array(json_object_get(sd, "attach")) ? json_deep_copy(json_object_get(sd, "attach"))
+                                                              : json_array();
+    c->plugins = json_is_array(json_object_get(sd, "plugins")) ? json_deep_copy(json_object_get(sd, "plugins"))
+                                                                : json_array();
     c->state = json_object();
 
     /* Replay: the last word on each step wins. */

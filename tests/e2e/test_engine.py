@@ -182,3 +182,27 @@ def test_exec_stdin_env_and_output_bound(env):
     check(r.code == 0, "ok", r)
     res = env.record("step.succeeded", "s")["data"]["result"]
     check(res == {"a": "from stdin", "b": "envval\n", "clen": 1048576, "ctrunc": True}, "%r" % res)
+
+
+def test_attached_steps_shown_checked_journaled_and_resumed(env):
+    pb = env.playbook('''
+        step "a" { run = function(ctx) return 1 end },
+        step "m" { manual = "wait here" },
+    ''')
+    local = env.write("local.lua", '''
+        return attach { after = "a",
+          step "tell-legal" { manual = "Call counsel." } }
+    ''')
+    r = env.irp("show", pb, "--attach", local)
+    check(r.code == 0 and "tell-legal" in r.out and "attached from" in r.out, "show marks attached steps", r)
+    bad = env.write("bad.lua", 'return attach { after = "nope", step "x" { manual = "y" } }\n')
+    r = env.irp("check", pb, "--attach", bad)
+    check(r.code == 65 and "bad.lua:1:" in r.err and "nope" in r.err, "check reports a missing target", r)
+    r = env.run(pb, "--attach", local, stdin="done\n")
+    check(r.code == 75, "stops at the second manual step (no more input)", r)
+    started = env.record("step.started", "tell-legal")["data"]
+    check(started["attached_from"] == local and started["defined_at"].startswith(local + ":"), "%r" % started)
+    check(env.record("run.started")["data"]["attach"] == [local], "attach files recorded")
+    r = env.irp("resume", "r1", "--state-dir", env.state, "--yes")
+    check(r.code == 0, "resume reloads the attach file", r)
+    check(env.events(step="tell-legal").count("step.started") == 1, "attached step not repeated")

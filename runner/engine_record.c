@@ -1,0 +1,230 @@
+/*
+ * engine_record.c — opening a run's record: a new run directory, its lock
+ * and run.started; or, for `irp resume`, the existing journal (refused when
+ * the playbook changed or another irp moved the journal meanwhile), the
+ * results recorded so far handed to the worker, and the decision about the
+ * step that was in flight when the run stopped.
+ */
+#include "engine.h"
+#include "journal.h"
+#include "secrets.h"
+#include "state.h"
+#include "term.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PREPARE_HARD_MS 8000        /* the restore request */
+
+/* Step ids of the outline, as a JSON array. */
+static json_t *outline_step_ids(eng_run *r)
+{
+    json_t *ids = json_array();
+    size_t i;
+    json_t *def;
+    json_array_foreach(r->steps, i, def) json_array_append_new(ids, json_string(pr_str(def, "id")));
+    return ids;
+}
+
+/* Creates the run directory, takes its lock and writes run.started. 0 or an exit code. */
+int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size)
+{
+    const eng_options *opt = r->opt;
+    char *runs_dir = ut_xasprintf("%s/runs", state_dir);
+    int made = st_mkdirs(runs_dir);
+    free(runs_dir);
+    if (made < 0) {
+        tm_error("cannot create the state directory %s/runs: %s", state_dir, strerror(errno));
+        return IRP_EXIT_IOERR;
+    }
+    if (mkdir(r->run_dir, 0700) < 0) {
+        int e = errno;
+        if (e == EEXIST)
+            tm_error("run %s already exists in %s (irp resume %s continues it)", r->run_id, state_dir, r->run_id);
+        else
+            tm_error("cannot create %s: %s", r->run_dir, strerror(e));
+        return e == EEXIST ? IRP_EXIT_USAGE : IRP_EXIT_IOERR;
+    }
+    long holder = 0;
+    r->lock_fd = jr_lock_run(r->run_dir, &holder, err, err_size);
+    if (r->lock_fd < 0) {
+        tm_error("%s", err);
+        return IRP_EXIT_TEMPFAIL;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char *abs = realpath(opt->playbook, NULL);
+    json_t *started = json_pack("{s:{s:s?, s:s?, s:s?, s:s, s:s, s:s, s:o}, s:O, s:s, s:s, s:i, s:b, s:I}",
+                                "playbook", "id", pr_str(r->outline, "id"), "title", pr_str(r->outline, "title"),
+                                "version", pr_str(r->outline, "version"), "file", opt->playbook, "path",
+                                abs ? abs : opt->playbook, "sha256", hash, "steps", outline_step_ids(r), "inputs",
+                                json_object_get(r->outline, "vars"), "operator", r->operator_name, "host", host,
+                                "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
+    /* What a resume must load again to get the same steps. */
+    json_object_set_new(started, "attach", opt->attach ? json_incref(opt->attach) : json_array());
+    json_object_set_new(started, "plugins", opt->plugins ? json_incref(opt->plugins) : json_array());
+    free(abs);
+    if (opt->drill)
+        json_object_set_new(started, "speed", json_real(opt->speed));
+    sec_redact_json(started);
+    r->jr = jr_create(r->run_dir, r->run_id, opt->drill ? "drill" : "live", started, err, err_size);
+    if (!r->jr) {
+        tm_error("%s", err);
+        return IRP_EXIT_IOERR;
+    }
+    r->started_mono = ut_mono_ms();
+    return 0;
+}
+
+/* Says what differs between the playbook now and when the run started. */
+static char *describe_change(eng_run *r, const char *hash)
+{
+    ut_buf b = {0};
+    ut_buf_printf(&b, "%s changed since the run started (sha256 %.12s... now %.12s...)", r->opt->playbook,
+                  r->opt->resume_sha256, hash);
+    json_t *now = outline_step_ids(r);
+    json_t *then = r->opt->resume_steps;
+    const char *labels[2] = {"steps added: ", "steps removed: "};
+    json_t *lists[2][2] = {{now, then}, {then, now}};
+    for (int k = 0; k < 2; k++) {
+        int first = 1;
+        size_t i, j;
+        json_t *a, *bb;
+        json_array_foreach(lists[k][0], i, a)
+        {
+            int found = 0;
+            json_array_foreach(lists[k][1], j, bb) if (json_equal(a, bb)) found = 1;
+            if (!found) {
+                ut_buf_printf(&b, "%s%s", first ? (k ? "; " : "; ") : ", ", first ? labels[k] : "");
+                ut_buf_puts(&b, json_string_value(a) ? json_string_value(a) : "?");
+                first = 0;
+            }
+        }
+    }
+    json_decref(now);
+    return b.data;
+}
+
+/* Reopens a run's journal to continue it. 0 or an exit code. */
+int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size)
+{
+    const eng_options *opt = r->opt;
+    int changed = strcmp(hash, opt->resume_sha256 ? opt->resume_sha256 : "") != 0;
+    if (changed && !opt->force) {
+        char *what = describe_change(r, hash);
+        tm_error("%s; a run is resumed only with the playbook it started with (irp resume %s --force "
+                 "continues anyway, and journals that it did)",
+                 what, r->run_id);
+        free(what);
+        return IRP_EXIT_DATAERR;
+    }
+    long holder = 0;
+    r->lock_fd = jr_lock_run(r->run_dir, &holder, err, err_size);
+    if (r->lock_fd < 0) {
+        tm_error("%s", err);
+        return IRP_EXIT_TEMPFAIL;
+    }
+    r->jr = jr_open_append(r->run_dir, err, err_size);
+    if (!r->jr) {
+        tm_error("%s", err);
+        return IRP_EXIT_DATAERR;
+    }
+    /* Another irp may have resumed (even finished) the run between our
+     * reading its journal and taking its lock: what we read is stale. A
+     * torn tail set aside just now adds one record, which is fine. */
+    long long seen = opt->resume_last_seq, now = jr_last_seq(r->jr);
+    if (now != seen && now != seen + 1) {
+        tm_error("run %s changed while this resume was starting (another irp continued it): "
+                 "irp status %s shows where it stands",
+                 r->run_id, r->run_id);
+        return IRP_EXIT_TEMPFAIL;
+    }
+    json_decref(r->state);
+    r->state = json_deep_copy(opt->resume_state);
+    r->escalation_tier = opt->resume_tier;
+    r->started_mono = ut_mono_ms() - opt->resume_elapsed_ms;
+    json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
+                             r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",
+                             changed && opt->force);
+    if (changed)
+        json_object_set_new(data, "playbook_sha256", json_string(hash));
+    eng_record(r, "run.resumed", NULL, r->operator_name, data);
+    tm_line(TM_BOLD, "== resuming run %s: %zu step%s already finished", r->run_id, json_object_size(r->state),
+            json_object_size(r->state) == 1 ? "" : "s");
+    if (changed)
+        tm_warn("the playbook changed since the run started; continuing because of --force");
+    /* The worker learns the recorded results before any step runs. */
+    json_t *req = json_pack("{s:s, s:O}", "t", "restore", "steps", r->state);
+    json_t *answer = NULL;
+    int rc = sw_request(&r->worker, req, PREPARE_HARD_MS, NULL, &answer);
+    json_decref(req);
+    json_decref(answer);
+    if (rc < 0) {
+        tm_error("the worker failed while restoring the run's results: %s", r->worker.dead_reason);
+        return IRP_EXIT_SOFTWARE;
+    }
+    return 0;
+}
+
+/* The step that was in flight when the run stopped: run it again only when
+ * that is safe (idempotent, or a manual step, which only asks again), else
+ * as --in-flight or the operator says. 0 or an exit code. */
+int eng_decide_in_flight(eng_run *r)
+{
+    const char *id = r->opt->in_flight;
+    if (!id)
+        return 0;
+    json_t *def = eng_step_def(r, id);
+    if (!def) {
+        tm_warn("step \"%s\" was in flight but is not in the playbook any more", id);
+        return 0;
+    }
+    const char *kind = pr_str(def, "kind");
+    const char *decision = NULL, *via = NULL;
+    if (kind && !strcmp(kind, "manual")) {
+        decision = "retry";
+        via = "manual step: asked again";
+    } else if (pr_bool(def, "idempotent", 0)) {
+        decision = "retry";
+        via = "idempotent";
+    } else if (r->opt->in_flight_answer) {
+        decision = r->opt->in_flight_answer;
+        via = "--in-flight";
+    } else {
+        tm_line(TM_YELLOW, "   step \"%s\" was running when the run stopped; it may or may not have acted.", id);
+        for (;;) {
+            char *line = NULL;
+            int rc = tm_prompt(r->loop, "   retry it, mark it done, or skip it? retry / done / skip >", &line,
+                               &r->interrupted);
+            if (rc < 0) {
+                tm_error("no decision for the in-flight step \"%s\" (use --in-flight retry|done|skip)", id);
+                return rc == -2 ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
+            }
+            if (!strcmp(line, "retry") || !strcmp(line, "done") || !strcmp(line, "skip")) {
+                decision = !strcmp(line, "retry") ? "retry" : !strcmp(line, "done") ? "done" : "skip";
+                free(line);
+                break;
+            }
+            free(line);
+        }
+        via = "operator";
+    }
+    eng_record(r, "resume.decision", id, r->operator_name,
+               json_pack("{s:s, s:s}", "decision", decision, "via", via));
+    tm_line(TM_YELLOW, "   in-flight step \"%s\": %s (%s)", id, decision, via);
+    if (!strcmp(decision, "done")) {
+        eng_record(r, "step.succeeded", id, r->operator_name,
+                   json_pack("{s:n, s:s}", "result", "note", "marked done at resume"));
+        eng_set_state(r, id, "succeeded", NULL);
+    } else if (!strcmp(decision, "skip")) {
+        eng_record(r, "step.skipped", id, r->operator_name, json_pack("{s:s}", "reason", "skipped at resume"));
+        eng_set_state(r, id, "skipped", NULL);
+    }
+    return eng_barrier(r) < 0 ? IRP_EXIT_IOERR : 0;
+}
+
