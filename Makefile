@@ -81,6 +81,7 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v iptables >/dev/null || missing="$$missing iptables"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	for pair in $(DEB_MAP); do \
 	  pkg-config --exists $${pair%%:*} 2>/dev/null || missing="$$missing $${pair#*:}"; \
 	done; \

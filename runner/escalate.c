@@ -213,7 +213,12 @@ void eng_escalation_start(eng_run *r)
     uv_timer_init(r->loop, &r->escalation_timer);
     r->escalation_timer.data = r;
     r->escalation_timer_init = 1;
-    uv_timer_start(&r->escalation_timer, check_timed_tiers, 250, 250);
+    /* Every 250 ms of the run's clock (a fast drill clock checks more often), at least every 10 ms. */
+    double speed = r->opt->drill && r->opt->speed > 1 ? r->opt->speed : 1;
+    uint64_t period = (uint64_t)(250.0 / speed);
+    if (period < 10)
+        period = 10;
+    uv_timer_start(&r->escalation_timer, check_timed_tiers, period, period);
     uv_unref((uv_handle_t *)&r->escalation_timer); /* never keeps the loop alive alone */
 }
 

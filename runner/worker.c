@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+static void cap_address_space(long long lua_bytes);
 
 #define WHEN_TIMEOUT_MS 5000
 
@@ -161,6 +164,7 @@ static void handle_load(wk_state *w, const json_t *msg)
         return;
     }
     long long memory = pr_int(msg, "memory", 0);
+    cap_address_space(memory);
     const char *why = NULL;
     w->sb = sb_new(memory > 0 ? (size_t)memory : 0, &why);
     if (!w->sb) {
@@ -408,6 +412,28 @@ static void handle(wk_state *w, const json_t *msg)
         handle_prepare(w, msg);
     else
         handle_run(w, msg);
+}
+
+/* A second line behind the counting allocator (which only sees Lua's own
+ * allocations): the whole worker's address space is capped at the Lua cap
+ * plus room for the C libraries. Not under AddressSanitizer, which reserves
+ * terabytes of address space for its shadow memory. */
+static void cap_address_space(long long lua_bytes)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    (void)lua_bytes;
+#else
+    if (lua_bytes <= 0)
+        lua_bytes = (long long)256 << 20;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)lua_bytes + ((rlim_t)1 << 30);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want) {
+        rl.rlim_cur = want; /* soft limit only: a later, larger --memory still fits under the hard one */
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#endif
 }
 
 int wk_main(void)

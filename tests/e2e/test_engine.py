@@ -206,3 +206,32 @@ def test_attached_steps_shown_checked_journaled_and_resumed(env):
     r = env.irp("resume", "r1", "--state-dir", env.state, "--yes")
     check(r.code == 0, "resume reloads the attach file", r)
     check(env.events(step="tell-legal").count("step.started") == 1, "attached step not repeated")
+
+
+def test_waiting_manual_step_escalates_while_the_prompt_waits(env):
+    import subprocess, time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the DBA", timeout = "10m" },
+    ''', header='escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } } }')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1", "--speed", "3000"],
+                         cwd=env.dir, env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # 10 drill minutes are 200 ms: the timer must fire while nobody answers
+    out, err = p.communicate("done: DBA on the line\n", timeout=20)
+    check(p.returncode == 0, "answered late, still succeeds: %s %s" % (out, err))
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    check(len(esc) >= 2 and "has waited" in esc[1]["data"]["reason"] and esc[1]["data"]["tier"] == 2,
+          "tier 2 while waiting: %r" % esc)
+
+
+def test_breached_objective_escalates(env):
+    pb = env.playbook('''
+        step "slow" { phase = "containment", timeout = "1h", run = function(ctx) ctx.sleep("5m") return 1 end },
+    ''', header='''phases = { "detection", "containment" },
+        objectives = { contain_within = "1m" },
+        escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } } }''')
+    r = env.drill(pb, "--speed", "600")
+    check(r.code == 0, "drill", r)
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    check(any("objective contain_within" in x["data"]["reason"] for x in esc), "breach escalated: %r" % esc)
