@@ -36,7 +36,7 @@ long long cli_parse_size(const char *text)
         return -1;
     char *end;
     double v = strtod(text, &end);
-    if (end == text || v <= 0)
+    if (end == text || !(v > 0)) /* also NaN */
         return -1;
     double unit = 1;
     if (!strcasecmp(end, "k") || !strcasecmp(end, "kib") || !strcasecmp(end, "kb"))
@@ -48,7 +48,7 @@ long long cli_parse_size(const char *text)
     else if (*end)
         return -1;
     double bytes = v * unit;
-    if (bytes > 1e15)
+    if (!(bytes >= 1) || bytes > 1e15) /* rounds to nothing, or absurd */
         return -1;
     return (long long)bytes;
 }

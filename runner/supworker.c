@@ -128,6 +128,9 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 int sw_start(sw_worker *w, uv_loop_t *loop, sw_call_fn on_call, void *call_data, char *err,
              size_t err_size)
 {
+    /* A previous worker's handles must be fully closed before the struct is reused. */
+    if (w->loop && (w->running || w->pipe_open || w->proc_open))
+        sw_stop(w);
     int generation = w->generation;
     uv_timer_t saved_timer = w->deadline;
     int timer_init = w->deadline_init;
