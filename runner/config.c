@@ -12,6 +12,7 @@
 #include "config.h"
 #include "config_internal.h"
 #include "secrets.h"
+#include "luafile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -30,12 +31,6 @@
 /* Fixed registry keys: unique addresses cannot collide as strings could. */
 static const char key_secret_mt = 0;
 static const char key_baseline = 0;
-
-typedef struct {
-    size_t used, limit;
-    int mem_hit;
-    int64_t deadline;
-} cf_lstate;
 
 /* ---------------------------------------------------------------- errors */
 
@@ -119,38 +114,6 @@ int cf_find_line(const cf_job *job, int from_line, const char *name, int bracket
 }
 
 /* ------------------------------------------------------------ the state */
-
-static void *cf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    cf_lstate *s = ud;
-    size_t old = ptr ? osize : 0;
-    if (nsize == 0) {
-        free(ptr);
-        s->used -= old;
-        return NULL;
-    }
-    if (nsize > old && s->used + (nsize - old) > s->limit) {
-        s->mem_hit = 1;
-        return NULL;
-    }
-    void *p = realloc(ptr, nsize);
-    if (!p)
-        return NULL;
-    s->used = s->used - old + nsize;
-    return p;
-}
-
-static void cf_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    void *ud;
-    lua_getallocf(L, &ud);
-    cf_lstate *s = ud;
-    if (ut_mono_ms() > s->deadline) {
-        lua_sethook(L, cf_hook, LUA_MASKCOUNT, 1); /* fire again at once if an error is caught */
-        luaL_error(L, "the configuration took longer than %d ms to run (an endless loop?)", CF_DEADLINE_MS);
-    }
-}
 
 /* secret "NAME" -> a read-only marker {name=, line=}. [-1, +1, e] */
 static int l_secret(lua_State *L)
@@ -351,12 +314,9 @@ static int cf_pmain(lua_State *L)
         cf_runtime_error(job, lua_tostring(L, -1));
         return 0;
     }
-    void *ud;
-    lua_getallocf(L, &ud);
-    ((cf_lstate *)ud)->deadline = ut_mono_ms() + CF_DEADLINE_MS;
-    lua_sethook(L, cf_hook, LUA_MASKCOUNT, 1000);
+    lf_arm_deadline(L);
     int rc = lua_pcall(L, 0, 1, 0);
-    lua_sethook(L, NULL, 0, 0);
+    lf_disarm_deadline(L);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         cf_runtime_error(job, msg ? msg : "the configuration raised an error that is not a message");
@@ -384,8 +344,8 @@ cf_config *cf_load_text(const char *text, size_t len, const char *chunkname, cha
     job.out->path = ut_xstrdup(chunkname);
     err[0] = '\0';
 
-    cf_lstate ls = {0, CF_MEMORY_LIMIT, 0, 0};
-    lua_State *L = lua_newstate(cf_alloc, &ls);
+    lf_limits ls = {.limit = CF_MEMORY_LIMIT, .deadline_ms = CF_DEADLINE_MS, .what = "configuration"};
+    lua_State *L = lf_newstate(&ls);
     if (!L) {
         snprintf(err, err_size, "%s: cannot create a Lua state (out of memory)", chunkname);
         cf_free(job.out);

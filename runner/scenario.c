@@ -11,6 +11,7 @@
 #include "scenario.h"
 #include "scenario_internal.h"
 #include "luajson.h"
+#include "luafile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -24,12 +25,6 @@
 #define SC_MEMORY_LIMIT ((size_t)16 << 20)
 #define SC_DEADLINE_MS 2000
 #define SC_FILE_MAX ((size_t)1 << 20)
-
-typedef struct {
-    size_t used, limit;
-    int mem_hit;
-    int64_t deadline;
-} sc_lstate;
 
 /* ---------------------------------------------------------------- errors */
 
@@ -116,38 +111,6 @@ int sc_find_line(const sc_scenario *sc, int from_line, const char *name)
 
 /* ------------------------------------------------------------ the state */
 
-static void *sc_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    sc_lstate *s = ud;
-    size_t old = ptr ? osize : 0;
-    if (nsize == 0) {
-        free(ptr);
-        s->used -= old;
-        return NULL;
-    }
-    if (nsize > old && s->used + (nsize - old) > s->limit) {
-        s->mem_hit = 1;
-        return NULL;
-    }
-    void *p = realloc(ptr, nsize);
-    if (!p)
-        return NULL;
-    s->used = s->used - old + nsize;
-    return p;
-}
-
-static void sc_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    void *ud;
-    lua_getallocf(L, &ud);
-    sc_lstate *s = ud;
-    if (ut_mono_ms() > s->deadline) {
-        lua_sethook(L, sc_hook, LUA_MASKCOUNT, 1); /* fire again at once if an error is caught */
-        luaL_error(L, "the scenario took longer than %d ms to load (an endless loop?)", SC_DEADLINE_MS);
-    }
-}
-
 /* scenario { ... } -> the same table, checked to be one. [-1, +1, e] */
 static int l_scenario(lua_State *L)
 {
@@ -193,12 +156,9 @@ static int sc_pmain(lua_State *L)
         snprintf(job->err, job->err_size, "%s", lua_tostring(L, -1));
         return 0;
     }
-    void *ud;
-    lua_getallocf(L, &ud);
-    ((sc_lstate *)ud)->deadline = ut_mono_ms() + SC_DEADLINE_MS;
-    lua_sethook(L, sc_hook, LUA_MASKCOUNT, 1000);
+    lf_arm_deadline(L);
     int rc = lua_pcall(L, 0, 1, 0);
-    lua_sethook(L, NULL, 0, 0);
+    lf_disarm_deadline(L);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         job->failed = 1;
@@ -234,8 +194,8 @@ sc_scenario *sc_load_text(const char *text, size_t len, const char *chunkname, c
     job.err_size = err_size;
     err[0] = '\0';
 
-    sc_lstate ls = {0, SC_MEMORY_LIMIT, 0, 0};
-    lua_State *L = lua_newstate(sc_alloc, &ls);
+    lf_limits ls = {.limit = SC_MEMORY_LIMIT, .deadline_ms = SC_DEADLINE_MS, .what = "scenario"};
+    lua_State *L = lf_newstate(&ls);
     if (!L) {
         snprintf(err, err_size, "%s: cannot create a Lua state (out of memory)", chunkname);
         sc_free(sc);
