@@ -29,6 +29,7 @@ typedef struct eng_options {
     int drill;
     int yes;                  /* answer every manual step done, every approval granted */
     double speed;             /* drill clock speed (>= 1) */
+    int live_notify;          /* drill: deliver to real channels (marked [DRILL]) */
     struct sc_scenario *scenario; /* drill scenario (scenario.h), or NULL */
     int64_t memory;           /* Lua memory cap, bytes */
     /* Resume (filled by rs_load from the journal; NULL/0 for a new run). */

@@ -170,6 +170,8 @@ static int cmd_run(const char *command, int argc, char **argv)
                 goto done;
             }
             speed_given = 1;
+        } else if (drill && !strcmp(a, "--live-notify")) {
+            o.live_notify = 1;
         } else if (drill && is_option(a, "--scenario")) {
             scenario_path = option_value(argc, argv, &i, "--scenario");
             if (!scenario_path) {

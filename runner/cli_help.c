@@ -85,6 +85,8 @@ static const char *const drill_help =
     "  --scenario FILE      play this scenario (a bad file: file:line, exit 65)\n"
     "  --speed N            run the clock N times faster (sleeps, backoff, escalation,\n"
     "                       injects); default: the scenario's speed, else 1\n"
+    "  --live-notify        send notifications to the configured channels for real,\n"
+    "                       each marked [DRILL] (default: journaled, never sent)\n"
     "\n"
     "A prompt is answered by the scenario first, then by --yes, then by the operator;\n"
     "with none of these (input ended) the drill stops as \"no answer\" (exit 75),\n"

@@ -405,7 +405,7 @@ int eng_run_playbook(const eng_options *opt)
     {
         char nerr[1024];
         int ncode = 0;
-        r->notify = nt_open(&loop, opt->config, state_dir, 0, eng_on_notify_event, r, &ncode, nerr, sizeof nerr);
+        r->notify = nt_open(&loop, opt->config, state_dir, opt->live_notify, eng_on_notify_event, r, &ncode, nerr, sizeof nerr);
         if (!r->notify) {
             tm_error("%s", nerr);
             code = ncode;

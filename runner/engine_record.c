@@ -69,8 +69,10 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
     json_object_set_new(started, "attach", opt->attach ? json_incref(opt->attach) : json_array());
     json_object_set_new(started, "plugins", opt->plugins ? json_incref(opt->plugins) : json_array());
     free(abs);
-    if (opt->drill)
+    if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));
+        json_object_set_new(started, "live_notify", json_boolean(opt->live_notify));
+    }
     sec_redact_json(started);
     r->jr = jr_create(r->run_dir, r->run_id, opt->drill ? "drill" : "live", started, err, err_size);
     if (!r->jr) {

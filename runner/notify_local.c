@@ -35,6 +35,13 @@ int nt_local_file(const char *path, const json_t *entry, char *err, size_t err_s
                              "action", json_object_get(entry, "action"));
     if (json_is_object(msg))
         json_object_update(line, (json_t *)msg);
+    /* Whoever tails the file reads the text: a drill's says so, once. */
+    const char *t = json_string_value(json_object_get(line, "text"));
+    if (t && json_is_true(json_object_get(line, "drill")) && strncmp(t, "[DRILL] ", 8) != 0) {
+        char *marked = ut_xasprintf("[DRILL] %s", t);
+        json_object_set_new(line, "text", json_string(marked));
+        free(marked);
+    }
     char *text = json_dumps(line, JSON_COMPACT);
     json_decref(line);
     if (!text) {

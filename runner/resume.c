@@ -155,6 +155,7 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->drill = !strcmp(pr_str(first, "mode") ? pr_str(first, "mode") : "live", "drill");
     json_t *speed = json_object_get(sd, "speed");
     o->speed = json_is_number(speed) ? json_number_value(speed) : 1;
+    o->live_notify = pr_bool(sd, "live_notify", 0);
     o->memory = pr_int(sd, "memory", (long long)256 << 20);
     o->run_id = run_id;
     o->resume = run_id;

@@ -455,3 +455,45 @@ def test_ctrl_c_ends_a_flush_and_keeps_the_outbox(env):
     check(CANARY not in out + err, "canary")
     check(len(s.queued()) == 3, "nothing lost")
     s.no_canary()
+
+
+# --------------------------------------------------------------- drills
+
+def test_drill_notifications_journaled_unless_live_notify(env):
+    """A drill keeps its notifications in the journal; --live-notify sends them
+    for real, each marked DRILL; ctx.http stays simulated either way."""
+    s = Suite(env)
+    log = os.path.join(env.dir, "notes.log")
+    with Receiver(secret=WHSEC, limit=20) as hook, Receiver(limit=5) as api:
+        s.secret_url("SOC_URL", hook.url)
+        s.config(webhook("soc") + '\n  log = { type = "file", path = "%s" },' % log)
+        pb = env.playbook('''
+            step "call" { run = function(ctx)
+              ctx.http { method = "POST", url = "%s", json = { x = 1 } }
+              ctx.notify("log", "isolation started")
+              return true
+            end },
+        ''' % api.url, header='escalation = { { notify = { "soc" } } },')
+        conf = os.path.join(env.dir, "irp.conf.lua")
+        r = s.irp("drill", pb, "--state-dir", env.state, "--run-id", "quiet", "--config", conf)
+        check(r.code == 0, "drill without live channels", r)
+        time.sleep(0.3)
+        check(hook.count() == 0 and api.count() == 0, "nothing left the machine")
+        check(not os.path.exists(log) or os.path.getsize(log) == 0, "the file notifier was not written")
+        sent = [x for x in env.journal("quiet") if x["type"] == "notify.sent"]
+        check(len(sent) == 2 and all(x["data"].get("simulated") for x in sent),
+              "both notifications journaled as simulated: %r" % sent)
+
+        r = s.irp("drill", pb, "--state-dir", env.state, "--run-id", "loud", "--config", conf, "--live-notify")
+        check(r.code == 0, "drill with --live-notify", r)
+        check(hook.wait_for(1) == 1 and api.count() == 0, "the escalation reached the webhook, ctx.http did not")
+        body = hook.requests[0]["json"]
+        check(hook.requests[0]["sig_ok"] and body["data"]["drill"] is True and "[DRILL]" in body["data"]["text"],
+              "the webhook message is marked DRILL: %r" % body)
+        with open(log) as f:
+            lines = [json.loads(x) for x in f if x.strip()]
+        check(len(lines) == 1 and "[DRILL]" in lines[0]["text"] and lines[0]["drill"] is True,
+              "the file notifier got the DRILL-marked message: %r" % lines)
+        start = env.record("run.started", run="loud")["data"]
+        check(start["live_notify"] is True, "run.started records live_notify")
+    s.no_canary()
