@@ -1,8 +1,9 @@
 /*
  * scorecard.c — the end of every drill: time per phase on the drill clock
  * against the playbook's objectives, decisions taken (and expected),
- * escalation tiers fired (and expected), steps skipped or failed, injects
- * shown, total simulated time. Printed, journaled as drill.scorecard, and,
+ * escalation tiers fired (and those expected that did not fire), steps
+ * skipped or failed, injects shown (and those never reached, with why),
+ * total simulated time. Printed, journaled as drill.scorecard, and,
  * when the scenario has `expect`, turned into the exit code: 0 only when
  * every expectation held, else 1 with each mismatch printed. That is the
  * playbook test a CI job runs.
@@ -112,6 +113,56 @@ static void compare_sets(json_t *mm, const char *what, json_t *expected, json_t 
         mismatch(mm, "expected step \"%s\" %s, but it was not", json_string_value(v), what);
     json_array_foreach(actual, i, v) if (!has_string(expected, json_string_value(v)))
         mismatch(mm, "step \"%s\" was %s, which the scenario did not expect", json_string_value(v), what);
+}
+
+/* The injects the drill never reached, each with its trigger and why. */
+static json_t *injects_not_shown(eng_run *r, dr_state *d, int64_t total)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *inj;
+    json_array_foreach(d->sc ? d->sc->injects : NULL, i, inj)
+    {
+        if (json_is_true(json_array_get(d->fired, i)))
+            continue;
+        const char *on = pr_str(inj, "on"), *step = pr_str(inj, "step");
+        char *trigger, *why;
+        if (on) {
+            trigger = ut_xasprintf("%s of %s", !strcmp(on, "step_start") ? "start" : "end", step);
+            json_t *st = json_object_get(r->state, step);
+            const char *status = st ? pr_str(st, "status") : NULL;
+            why = ut_xasprintf("step \"%s\" %s", step,
+                               !st ? "never ran"
+                               : status && !strcmp(status, "skipped") ? "was skipped"
+                                                                     : "did not get there (the drill stopped)");
+        } else {
+            char t[32];
+            ut_format_duration(total, t, sizeof t);
+            trigger = ut_xstrdup(pr_str(inj, "at") ? pr_str(inj, "at") : "?");
+            why = ut_xasprintf("the drill ended at T+%s", t);
+        }
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I}", "trigger", trigger, "text", pr_str(inj, "text"),
+                                             "why", why, "line", (json_int_t)pr_int(inj, "line", 0)));
+        free(trigger);
+        free(why);
+    }
+    return out;
+}
+
+/* Tiers in a but not in b (both distinct, sorted). */
+static json_t *tiers_missing(json_t *a, json_t *b)
+{
+    json_t *out = json_array();
+    size_t i, j;
+    json_t *v, *w;
+    json_array_foreach(a, i, v)
+    {
+        int found = 0;
+        json_array_foreach(b, j, w) found |= json_integer_value(v) == json_integer_value(w);
+        if (!found)
+            json_array_append_new(out, json_integer(json_integer_value(v)));
+    }
+    return out;
 }
 
 /* Phases in the playbook's order, with their simulated times; objectives. */
@@ -235,9 +286,21 @@ static void print_card(eng_run *r, dr_state *d, json_t *card)
                 json_is_string(a) ? json_string_value(a) : "?", pr_str(v, "via"));
     }
     char *fired = join(json_object_get(card, "escalations"));
+    json_t *missed = json_object_get(card, "escalations_missed");
+    json_t *extra = json_object_get(card, "escalations_unexpected");
     char *skipped = join(json_object_get(card, "skipped"));
     char *failed = join(json_object_get(card, "failed"));
     tm_line(TM_PLAIN, "   escalation tiers fired: %s", fired);
+    if (json_array_size(missed)) {
+        char *m = join(missed);
+        tm_line(TM_RED, "   escalation tiers that should have fired and did not: %s", m);
+        free(m);
+    }
+    if (json_array_size(extra)) {
+        char *m = join(extra);
+        tm_line(TM_YELLOW, "   escalation tiers fired that the scenario did not expect: %s", m);
+        free(m);
+    }
     tm_line(TM_PLAIN, "   skipped: %s", skipped);
     tm_line(TM_PLAIN, "   failed: %s", failed);
     free(fired);
@@ -246,6 +309,13 @@ static void print_card(eng_run *r, dr_state *d, json_t *card)
     json_t *inj = json_object_get(card, "injects");
     if (pr_int(inj, "total", 0))
         tm_line(TM_PLAIN, "   injects shown: %lld of %lld", pr_int(inj, "shown", 0), pr_int(inj, "total", 0));
+    json_array_foreach(json_object_get(inj, "not_shown"), i, v)
+    {
+        const char *text = pr_str(v, "text");
+        size_t len = strcspn(text ? text : "", "\n");
+        tm_line(TM_YELLOW, "   inject not shown (%s; %s): %.*s%s", pr_str(v, "trigger"), pr_str(v, "why"),
+                (int)(len > 60 ? 60 : len), text ? text : "", len > 60 || (text && text[len]) ? "..." : "");
+    }
     const char *verdict = pr_str(card, "verdict");
     json_t *mm = json_object_get(card, "mismatches");
     if (!strcmp(verdict, "passed"))
@@ -265,6 +335,7 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
     json_t *mm = json_array();
     json_t *skipped = steps_with_status(r, "skipped"), *failed = steps_with_status(r, "failed");
     json_t *tiers = distinct_tiers(d->escalations);
+    json_t *missed = json_array(), *unexpected = json_array();
     if (expect) {
         const char *want = pr_str(expect, "status");
         if (want && strcmp(want, status) != 0)
@@ -273,6 +344,10 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
         json_t *want_tiers = json_object_get(expect, "escalations");
         if (want_tiers) {
             json_t *w = distinct_tiers(want_tiers);
+            json_decref(missed);
+            json_decref(unexpected);
+            missed = tiers_missing(w, tiers);
+            unexpected = tiers_missing(tiers, w);
             if (!json_equal(w, tiers)) {
                 char *a = join(w), *b = join(tiers);
                 mismatch(mm, "expected escalation tiers %s, fired %s", a, b);
@@ -289,12 +364,14 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
     json_t *v;
     json_array_foreach(d->fired, i, v) shown += json_is_true(v);
     const char *verdict = !expect ? "none" : json_array_size(mm) ? "failed" : "passed";
-    json_t *card = json_pack("{s:s, s:I, s:f, s:o, s:o, s:O, s:o, s:o, s:o, s:{s:I, s:I}, s:s, s:o}", "status",
-                             status, "total_sim_ms", (json_int_t)total, "speed", r->opt->speed > 1 ? r->opt->speed : 1,
-                             "phases", phase_times(r, d), "objectives", objectives(r, d, status, total), "decisions",
-                             d->decisions, "escalations", tiers, "skipped", skipped, "failed", failed, "injects",
-                             "shown", (json_int_t)shown, "total", (json_int_t)json_array_size(d->fired), "verdict",
-                             verdict, "mismatches", mm);
+    json_t *card = json_pack("{s:s, s:I, s:f, s:o, s:o, s:O, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:o}, s:s, s:o}",
+                             "status", status, "total_sim_ms", (json_int_t)total, "speed",
+                             r->opt->speed > 1 ? r->opt->speed : 1, "phases", phase_times(r, d), "objectives",
+                             objectives(r, d, status, total), "decisions", d->decisions, "escalations", tiers,
+                             "escalations_missed", missed, "escalations_unexpected", unexpected, "skipped", skipped,
+                             "failed", failed, "injects", "shown", (json_int_t)shown, "total",
+                             (json_int_t)json_array_size(d->fired), "not_shown", injects_not_shown(r, d, total),
+                             "verdict", verdict, "mismatches", mm);
     if (d->sc) {
         json_object_set_new(card, "scenario", json_string(d->sc->path));
         if (expect)

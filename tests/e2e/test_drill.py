@@ -69,9 +69,15 @@ def test_drill_injects_at_time_and_step_start_end(env):
           "step_end inject after b ends", kinds)
     ceo = [x for x in recs if x["type"] == "inject.shown" and x["data"]["text"] == "The CEO calls."][0]
     check(300000 <= ceo["data"]["at_ms"] < 540000, "at_ms on the drill clock", ceo)
-    check("Never reached." not in r.out, "a later inject is not shown", r)
+    check("| Never reached." not in r.out, "a later inject is not shown", r)
     card = env.record("drill.scorecard")["data"]
-    check(card["injects"] == {"shown": 3, "total": 4}, "scorecard counts injects", card)
+    inj = card["injects"]
+    check(inj["shown"] == 3 and inj["total"] == 4, "scorecard counts injects", card)
+    check(len(inj["not_shown"]) == 1 and inj["not_shown"][0]["trigger"] == "T+10h"
+          and inj["not_shown"][0]["text"] == "Never reached." and "the drill ended at T+" in inj["not_shown"][0]["why"]
+          and inj["not_shown"][0]["line"] > 0, "the inject never reached is listed with why", card)
+    check("inject not shown (T+10h; the drill ended at T+" in r.out and "Never reached." in r.out,
+          "and printed on the scorecard", r)
     check(all("sim_ms" in x["data"] for x in recs if x["type"].startswith("step.")), "sim_ms on step records")
 
 
@@ -159,6 +165,8 @@ def test_drill_expectation_mismatch_exits_1(env):
     check("step \"gate\" was skipped, which the scenario did not expect" in r.out, "skipped mismatch", r)
     card = env.record("drill.scorecard")["data"]
     check(card["verdict"] == "failed" and len(card["mismatches"]) == 3, "three mismatches", card)
+    check(card["escalations_missed"] == [2] and card["escalations_unexpected"] == [], "tier 2 should have fired", card)
+    check("escalation tiers that should have fired and did not: 2" in r.out, "and the scorecard says so", r)
     ok = scenario(env, 'answers = { gate = "approve" }, expect = { status = "succeeded", failed = { "boom" } },',
                   name="ok.lua")
     r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r2")
