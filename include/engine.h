@@ -99,6 +99,8 @@ struct eng_run {
     int lock_fd;
     const char *operator_name;
     int64_t started_mono;
+    int64_t paused_total_ms;  /* drill: wall time the facilitator paused */
+    int64_t paused_since_mono;/* drill: paused now (since then), else 0 */
     const char *current_step; /* id of the step running now, or NULL */
     json_t *current_def;      /* its outline entry */
     int64_t step_deadline_mono; /* soft deadline of the running step */
@@ -166,6 +168,15 @@ void eng_acknowledge(eng_run *r);
 /* While an operator is asked about a step whose `timeout` is set: every
  * time that much (run) time passes without an answer, escalate one tier.
  * Returns a handle for eng_wait_escalation_stop (NULL when no timeout). */
+/* The run's clock in ms since it started: in a drill, sped up and stopped
+ * while the facilitator pauses. Objectives, timed tiers, injects and the
+ * scorecard all read this clock. */
+int64_t eng_clock_ms(eng_run *r);
+/* The facilitator's pause ("pause" typed at any prompt of a drill): the
+ * drill clock stops, drill.paused is journaled, and notes are taken until
+ * "resume" (drill.resumed). 0 when resumed, -1 at end of input, -2 when
+ * interrupted. In a live run it only explains why there is no pause. */
+int eng_pause(eng_run *r, const char *step);
 /* The phase an objective ("contain_within") is about, or NULL (the whole run). */
 const char *eng_objective_phase(eng_run *r, const char *key);
 void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what);

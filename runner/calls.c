@@ -96,6 +96,14 @@ static void call_escalate(fx_call *c, json_t *args)
 
 static void call_sleep(fx_call *c, json_t *args);
 
+static int has_choice(json_t *choices, const char *word)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(choices, i, v) if (json_is_string(v) && !strcasecmp(json_string_value(v), word)) return 1;
+    return 0;
+}
+
 static void call_ask(fx_call *c, json_t *args, int is_confirm)
 {
     eng_run *r = c->run;
@@ -163,6 +171,18 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
                 fx_answer_error(c, rc == -1 ? "no answer: the operator's input ended"
                                             : "interrupted while waiting for an answer");
                 return;
+            }
+            if (r->opt->drill && !strcasecmp(line, "pause") && !(nchoices && has_choice(choices, line))) {
+                free(line);
+                int p = eng_pause(r, c->step);
+                if (p < 0) {
+                    sw_resume_deadline(&r->worker);
+                    ut_buf_free(&prompt);
+                    fx_answer_error(c, p == -1 ? "no answer: the operator's input ended"
+                                               : "interrupted while waiting for an answer");
+                    return;
+                }
+                continue;
             }
             if (strncmp(line, "note:", 5) == 0) {
                 eng_record(r, "operator.note", c->step, r->operator_name,

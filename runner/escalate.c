@@ -1,10 +1,11 @@
 /*
- * escalate.c — escalation tiers and notification delivery for a run.
- * Tier 1 fires at run start; tiers with `after` fire when that much
- * (simulated, in drills) time has passed and the run is still open; a step
- * failing with on_failure = "escalate" or calling ctx.escalate climbs one
- * tier. Delivery here is the embedded stdout notifier: every notification
- * is journaled (notify.queued, then notify.sent) and printed.
+ * escalate.c — escalation tiers and the run's clock.
+ * Tier 1 fires at run start; tiers with `after` fire when that much run
+ * time (the drill clock, in drills) has passed and the run is still open;
+ * a step failing with on_failure = "escalate", ctx.escalate, a prompt
+ * waiting past its step's timeout and a breached objective climb the
+ * tiers. Every notification goes through the notify service (notify.h):
+ * journaled as notify.queued before it is sent.
  */
 #include "engine.h"
 #include "notify.h"
@@ -116,11 +117,19 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
 }
 
 
-/* Elapsed run time in the run's clock (a drill's clock may run faster). */
+int64_t eng_clock_ms(eng_run *r)
+{
+    if (!r->started_mono)
+        return 0;
+    double speed = r->opt->drill && r->opt->speed > 1 ? r->opt->speed : 1;
+    int64_t now = r->paused_since_mono ? r->paused_since_mono : ut_mono_ms();
+    int64_t ran = now - r->started_mono - r->paused_total_ms;
+    return (int64_t)((double)(ran > 0 ? ran : 0) * speed);
+}
+
 static int64_t elapsed_ms(eng_run *r)
 {
-    double speed = r->opt->drill && r->opt->speed > 1 ? r->opt->speed : 1;
-    return (int64_t)((double)(ut_mono_ms() - r->started_mono) * speed);
+    return eng_clock_ms(r);
 }
 
 /* The phase an objective is about: "contain_within" -> "containment",
@@ -236,13 +245,18 @@ typedef struct {
     eng_run *run;
     char *step;
     char *what;
-    int64_t period_ms;
+    int64_t period_ms;        /* run clock */
+    int64_t asked_at;         /* run clock */
     int fired;
 } wait_escalation;
 
+/* Checked on a short tick against the run's clock, so a drill's pause
+ * holds it and a fast drill clock speeds it up. */
 static void wait_fired(uv_timer_t *t)
 {
     wait_escalation *w = t->data;
+    if (eng_clock_ms(w->run) - w->asked_at < w->period_ms * (w->fired + 1))
+        return;
     w->fired++;
     char shown[32];
     ut_format_duration(w->period_ms * w->fired, shown, sizeof shown);
@@ -262,13 +276,16 @@ void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what)
     w->step = ut_xstrdup(step);
     w->what = ut_xstrdup(what);
     w->period_ms = timeout;
+    w->asked_at = eng_clock_ms(r);
     double speed = r->opt->drill && r->opt->speed > 1 ? r->opt->speed : 1;
-    uint64_t real = (uint64_t)((double)timeout / speed);
-    if (real < 1)
-        real = 1;
+    uint64_t tick = (uint64_t)((double)timeout / speed / 4);
+    if (tick < 1)
+        tick = 1;
+    if (tick > 100)
+        tick = 100;
     uv_timer_init(r->loop, &w->timer);
     w->timer.data = w;
-    uv_timer_start(&w->timer, wait_fired, real, real);
+    uv_timer_start(&w->timer, wait_fired, tick, tick);
     return w;
 }
 

@@ -1,7 +1,8 @@
 /*
  * prompt.c — the operator's answers to manual steps and approvals. At any
  * prompt "note: text" journals an operator note and asks again; "?" shows
- * the choices. With --yes every manual step is answered "done" and every
+ * the choices; in a drill "pause" stops the drill clock until "resume"
+ * (the facilitator's pause, eng_pause). With --yes every manual step is answered "done" and every
  * approval "granted", journaled as such. In a drill a scripted answer
  * (the scenario's, through fx_ops.scripted) comes before both.
  */
@@ -66,6 +67,54 @@ static int scripted_choice(eng_run *r, const char *step, const char *kind, const
     return found;
 }
 
+int eng_pause(eng_run *r, const char *step)
+{
+    if (!r->opt->drill) {
+        tm_line(TM_YELLOW, "      there is no pause in a live run: the incident's clock keeps running "
+                           "(this step waits for your answer anyway)");
+        return 0;
+    }
+    if (r->paused_since_mono)
+        return 0;
+    r->paused_since_mono = ut_mono_ms();
+    char at[32];
+    ut_format_duration(eng_clock_ms(r), at, sizeof at);
+    eng_record(r, "drill.paused", step, r->operator_name, json_pack("{s:s}", "by", "facilitator"));
+    tm_line(TM_MAGENTA, "  ==[PAUSED]== the drill clock stopped at T+%s: injects, timers and escalation wait", at);
+    int rc = 0;
+    for (;;) {
+        char *line = NULL;
+        rc = tm_prompt(r->loop, "      paused: 'resume' to go on, 'note: text' to record a note >", &line,
+                       &r->interrupted);
+        if (rc < 0)
+            break;
+        char *word, *note;
+        split_answer(line, &word, &note);
+        if (!strcmp(word, "note") && note) {
+            eng_record(r, "operator.note", step, r->operator_name, json_pack("{s:s}", "note", note));
+            tm_line(TM_DIM, "      noted.");
+        } else if (!strcmp(word, "resume") || !strcmp(word, "r") || !strcmp(word, "continue")) {
+            free(line);
+            break;
+        } else
+            tm_line(TM_YELLOW, "      the drill is paused: type resume (or 'note: text')");
+        free(line);
+    }
+    int64_t paused = ut_mono_ms() - r->paused_since_mono;
+    r->paused_total_ms += paused;
+    r->paused_since_mono = 0;
+    /* Recorded even when the input ended: the record says how long the clock stood. */
+    eng_record(r, "drill.resumed", step, r->operator_name,
+               json_pack("{s:I, s:s}", "paused_ms", (json_int_t)paused, "how",
+                         rc == 0 ? "resume" : rc == -1 ? "input ended" : "interrupted"));
+    if (rc == 0) {
+        char d[32];
+        ut_format_duration(paused, d, sizeof d);
+        tm_line(TM_MAGENTA, "  ==[RESUMED]== after %s; the drill clock runs again from T+%s", d, at);
+    }
+    return rc;
+}
+
 /* Reads answers until one is understood. Returns the index of the matched
  * group, -1 at end of input, -2 when interrupted. */
 static int read_choice(eng_run *r, const char *step, const char *prompt, const char *const *const *groups,
@@ -78,6 +127,13 @@ static int read_choice(eng_run *r, const char *step, const char *prompt, const c
             return rc;
         char *word, *note;
         split_answer(line, &word, &note);
+        if (strcmp(word, "pause") == 0) {
+            free(line);
+            int p = eng_pause(r, step);
+            if (p < 0)
+                return p;
+            continue;
+        }
         if (strcmp(word, "note") == 0) {
             if (note)
                 eng_record(r, "operator.note", step, r->operator_name, json_pack("{s:s}", "note", note));

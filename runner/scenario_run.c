@@ -22,10 +22,7 @@
 
 int64_t dr_sim_ms(eng_run *r)
 {
-    if (!r->started_mono)
-        return 0;
-    double speed = r->opt->speed > 1 ? r->opt->speed : 1;
-    return (int64_t)((double)(ut_mono_ms() - r->started_mono) * speed);
+    return eng_clock_ms(r);
 }
 
 static const sc_scenario *scen(eng_run *r)

@@ -263,6 +263,10 @@ static void print_card(eng_run *r, dr_state *d, json_t *card)
     tm_line(TM_BOLD, "== DRILL SCORECARD%s%s", d->sc && d->sc->title ? ": " : "", d->sc && d->sc->title ? d->sc->title : "");
     tm_line(TM_PLAIN, "   status %s; total simulated time %s (clock %gx)", pr_str(card, "status"), t,
             r->opt->speed > 1 ? r->opt->speed : 1);
+    if (pr_int(card, "paused_ms", 0) > 0) {
+        ut_format_duration(pr_int(card, "paused_ms", 0), t, sizeof t);
+        tm_line(TM_PLAIN, "   paused by the facilitator for %s (not on the drill clock)", t);
+    }
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(card, "phases"), i, v)
@@ -372,6 +376,7 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
                              "failed", failed, "injects", "shown", (json_int_t)shown, "total",
                              (json_int_t)json_array_size(d->fired), "not_shown", injects_not_shown(r, d, total),
                              "verdict", verdict, "mismatches", mm);
+    json_object_set_new(card, "paused_ms", json_integer(r->paused_total_ms));
     if (d->sc) {
         json_object_set_new(card, "scenario", json_string(d->sc->path));
         if (expect)

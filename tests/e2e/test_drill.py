@@ -224,3 +224,64 @@ def test_drill_no_answer_names_step_or_yes_falls_back(env):
     check(r.code == 0, "--yes answers what the scenario does not", r)
     check(env.record("manual.answered", "m1", run="r2")["data"]["via"] == "scenario", "scenario first")
     check(env.record("manual.answered", "m2", run="r2")["data"]["via"] == "--yes", "then --yes")
+
+
+def drill_typing(env, pb, lines, *args):
+    """Drills pb while a facilitator types lines: (delay before, text)."""
+    import subprocess
+    import time
+    from harness import IRP, Result
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1", *args],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env.env, cwd=env.dir)
+    t0 = time.monotonic()
+    for delay, text in lines:
+        time.sleep(delay)
+        p.stdin.write(text + "\n")
+        p.stdin.flush()
+    p.stdin.close()
+    p.stdin = None  # closed: communicate only reads
+    out, err = p.communicate(timeout=60)
+    return Result(p.returncode, out, err, time.monotonic() - t0)
+
+
+def test_drill_pause_stops_the_clock_until_resume(env):
+    # At 120x one real second is two drill minutes: without the 2 s pause the
+    # 2-minute tier, the 2-minute wait escalation and the T+2m inject would all fire.
+    pb = env.playbook('''
+        step "call" { manual = "Call the ISP", timeout = "2m" },
+        step "ask" { run = function(ctx) return ctx.ask("Which host?", { "web-07", "web-08" }) end },
+        step "free" { run = function(ctx) return ctx.ask("Anything else?") end },
+    ''', header='escalation = { { notify = { "ops" } }, { after = "2m", notify = { "ops" } } },')
+    scn = scenario(env, 'speed = 120, injects = { { at = "T+2m", text = "The press calls." } },')
+    r = drill_typing(env, pb, [(0.0, "pause"), (2.0, "note: facilitator explains the playbook"),
+                               (0.0, "resume"), (0.0, "done"), (0.0, "pause"), (0.0, "resume"), (0.0, "web-07"),
+                               (0.0, "pause"), (0.0, "resume"), (0.0, "nothing")], "--scenario", scn)
+    check(r.code == 0, "drill ok", r)
+    check("[PAUSED]" in r.out and "[RESUMED]" in r.out, "pause and resume shown", r)
+    recs = env.journal()
+    types = [x["type"] for x in recs]
+    check(types.count("drill.paused") == 3 and types.count("drill.resumed") == 3, "three pauses journaled", types)
+    first = [x for x in recs if x["type"] == "drill.resumed"][0]["data"]
+    check(first["paused_ms"] >= 1900 and first["how"] == "resume", "the first pause lasted 2 s", first)
+    check(any(x["type"] == "operator.note" and x["data"].get("note") == "facilitator explains the playbook"
+              for x in recs), "a note taken while paused")
+    tiers = [x["data"]["tier"] for x in recs if x["type"] == "escalation.triggered"]
+    check(tiers == [1], "no timed tier and no wait escalation while paused: %r" % tiers)
+    check("inject.shown" not in types, "no inject while paused")
+    ask = [x for x in recs if x["type"] == "operator.answered"]
+    check(ask[0]["data"]["answer"] == "web-07" and ask[1]["data"]["answer"] == "nothing",
+          "ctx.ask answered after the pauses", ask)
+    card = env.record("drill.scorecard")["data"]
+    check(card["total_sim_ms"] < 120000 and card["paused_ms"] >= 1900, "paused time is not drill time", card)
+    check("paused by the facilitator for" in r.out, "the scorecard shows the pause", r)
+
+
+def test_drill_pause_at_end_of_input_stays_resumable(env):
+    pb = env.playbook('step "m" { manual = "Do it" },')
+    r = env.drill(pb, stdin="pause\n")
+    check(r.code == 75, "input ended while paused: exit 75, resumable", r)
+    check(env.record("drill.resumed")["data"]["how"] == "input ended", "the pause's end is recorded")
+    r = env.run(pb, "--run-id", "live", stdin="pause\ndone\n")
+    check(r.code == 0 and "there is no pause in a live run" in r.out, "live runs explain there is no pause", r)
+    check("drill.paused" not in env.events("live"), "nothing paused live")
