@@ -243,11 +243,11 @@ static void call_sleep(fx_call *c, json_t *args)
         ms = 0;
     /* Never sleep past the step's deadline: the worker's own timer then
      * ends the step with a clear timeout. */
+    if (r->opt->drill && r->opt->speed > 1)
+        ms = (long long)((double)ms / r->opt->speed); /* real time from here */
     int64_t left = r->step_deadline_mono - ut_mono_ms() + 50;
     if (r->step_deadline_mono && ms > left)
         ms = left > 0 ? left : 0;
-    if (r->opt->drill && r->opt->speed > 1)
-        ms = (long long)((double)ms / r->opt->speed);
     sleep_job *job = ut_xcalloc(1, sizeof *job);
     job->call = c;
     uv_timer_init(r->loop, &job->timer);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define PREPARE_HARD_MS 8000        /* `when` and templates */
+#define DRILL_MIN_DEADLINE_MS 2000 /* real time a drilled step always gets (its timeout if shorter) */
 #define HARD_GRACE_MS 500           /* hard deadline = step timeout + this */
 #define DEFAULT_STEP_TIMEOUT_MS (5 * 60 * 1000)
 
@@ -172,6 +173,20 @@ static char *death_reason(eng_run *r, int64_t timeout_ms)
     return ut_xasprintf("%s while running the step", r->worker.dead_reason);
 }
 
+/* A step's timeout in real time. A drill's clock runs `speed` times
+ * faster, and so do its timeouts (a 10-minute timeout at --speed 60 is
+ * 10 real seconds, against simulated sleeps and waits), but Lua does not
+ * compute faster in a drill: a step always has its timeout or
+ * DRILL_MIN_DEADLINE_MS of real time, whichever is shorter. */
+static int64_t drill_deadline_ms(eng_run *r, int64_t timeout)
+{
+    if (!r->opt->drill || r->opt->speed <= 1)
+        return timeout;
+    int64_t scaled = (int64_t)((double)timeout / r->opt->speed);
+    int64_t floor = timeout < DRILL_MIN_DEADLINE_MS ? timeout : DRILL_MIN_DEADLINE_MS;
+    return scaled > floor ? scaled : floor;
+}
+
 static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, char **reason)
 {
     long long timeout = pr_int(def, "timeout_ms", 0);
@@ -188,11 +203,10 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         int64_t t0 = ut_mono_ms();
         r->current_step = id;
         r->current_def = def;
-        /* In a drill the step's deadline is in run time too. */
-        int64_t real_timeout = timeout;
+        int64_t real_timeout = drill_deadline_ms(r, timeout);
         r->step_deadline_mono = t0 + real_timeout;
-        json_t *req = json_pack("{s:s, s:s, s:i, s:I}", "t", "run", "step", id, "attempt", attempt,
-                                "timeout_ms", (json_int_t)real_timeout);
+        json_t *req = json_pack("{s:s, s:s, s:i, s:I, s:I}", "t", "run", "step", id, "attempt", attempt,
+                                "timeout_ms", (json_int_t)real_timeout, "shown_timeout_ms", (json_int_t)timeout);
         json_t *answer = NULL;
         int rc = sw_request(&r->worker, req, real_timeout + HARD_GRACE_MS, &r->interrupted, &answer);
         json_decref(req);

@@ -4,7 +4,7 @@ drill time and at step start/end, scripted answers, simulated outcomes,
 the drill clock, the scorecard and its verdict, and bad scenario files."""
 import os
 
-from harness import check
+from harness import SLACK, check
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
@@ -146,6 +146,21 @@ def test_drill_speed_scales_clock_and_overrides_scenario(env):
     check(r.code == 0 and r.elapsed < 3.0, "--speed 480 overrides the scenario: about 0.5 s", r)
     card = env.record("drill.scorecard", run="r2")["data"]
     check(card["speed"] == 480 and card["total_sim_ms"] >= 240000, "simulated total time", card)
+
+
+def test_drill_timeouts_run_on_the_drill_clock(env):
+    # At 60x a 1-minute timeout is one real second (a drilled step always has
+    # up to 2 real seconds to compute): a 5-minute sleep times out, 30 s does not.
+    pb = env.playbook('''
+        step "slow" { timeout = "1m", on_failure = "continue", run = function(ctx) ctx.sleep("5m") return 1 end },
+        step "quick" { timeout = "1m", run = function(ctx) ctx.sleep("30s") return 2 end },
+    ''')
+    r = env.drill(pb, "--speed", "60")
+    check(r.code == 0 and r.elapsed < 5 * SLACK, "the drill ends in seconds, not minutes", r)
+    failed = env.record("step.failed", "slow")["data"]
+    check(failed["kind"] == "timeout" and failed["reason"] == "step timed out after 1m", "the playbook's timeout named",
+          failed)
+    check(env.record("step.succeeded", "quick")["data"]["result"] == 2, "a sleep within the timeout succeeds")
 
 
 def test_drill_expectation_mismatch_exits_1(env):
