@@ -30,6 +30,7 @@ typedef struct eng_options {
     int yes;                  /* answer every manual step done, every approval granted */
     double speed;             /* drill clock speed (>= 1) */
     int live_notify;          /* drill: deliver to real channels (marked [DRILL]) */
+    json_t *probe;            /* irp check --drill: a quiet drill whose findings land here (check_drill.h) */
     struct sc_scenario *scenario; /* drill scenario (scenario.h), or NULL */
     int64_t memory;           /* Lua memory cap, bytes */
     /* Resume (filled by rs_load from the journal; NULL/0 for a new run). */

@@ -15,6 +15,8 @@
 typedef enum { TM_PLAIN, TM_BOLD, TM_DIM, TM_RED, TM_GREEN, TM_YELLOW, TM_BLUE, TM_MAGENTA, TM_CYAN } tm_style;
 
 void tm_init(int drill);
+/* Quiet: nothing goes to stdout (irp check --drill's probe); errors still do to stderr. */
+void tm_quiet(int on);
 int tm_color(void);
 /* Prints one line to stdout: prefix (styled), then the formatted text. */
 void tm_line(tm_style style, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -245,6 +245,8 @@ static void call_sleep(fx_call *c, json_t *args)
      * ends the step with a clear timeout. */
     if (r->opt->drill && r->opt->speed > 1)
         ms = (long long)((double)ms / r->opt->speed); /* real time from here */
+    if (r->opt->probe)
+        ms = 0; /* irp check --drill does not wait */
     int64_t left = r->step_deadline_mono - ut_mono_ms() + 50;
     if (r->step_deadline_mono && ms > left)
         ms = left > 0 ? left : 0;

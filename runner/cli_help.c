@@ -101,10 +101,21 @@ static const char *const drill_help =
 
 static const char *const check_help =
     "usage: irp check PLAYBOOK... [--attach FILE]... [--plugins DIR]...\n"
+    "       irp check PLAYBOOK --drill [--scenario FILE] [-v KEY=VALUE]... [--config FILE]\n"
     "\n"
     "Loads each playbook in the sandbox and reports every problem as\n"
     "FILE:LINE: what is wrong. Nothing runs. Required inputs need not be given.\n"
-    "Exit: 0 all valid, 65 a playbook has problems.\n";
+    "\n"
+    "--drill also drills each playbook once, quietly (every side effect simulated,\n"
+    "prompts answered by the scenario or as --yes would, no waiting, nothing kept),\n"
+    "and reports what a drill would trip on:\n"
+    "  FILE:LINE: step \"b\" reads steps.a.result.host, which a drill does not\n"
+    "  provide: step \"a\" (FILE:LINE) has no simulated outcome for its ctx.exec ...\n"
+    "a step that fails with a Lua error in the drill, and (as notes) every ctx.exec\n"
+    "or ctx.http without a `drill` table or a scenario outcome. Missing required\n"
+    "inputs get placeholder values.\n"
+    "\n"
+    "Exit: 0 all valid, 65 a playbook (or, with --drill, its drill) has problems.\n";
 
 static const char *const list_help =
     "usage: irp list [DIR]\n"

@@ -3,6 +3,7 @@
  * list and show. Each playbook is loaded in a fresh worker, exactly as a
  * run would load it, so what check accepts is what run accepts.
  */
+#include "check_drill.h"
 #include "cli.h"
 #include "engine.h"
 #include "util.h"
@@ -92,27 +93,66 @@ int cli_check(int argc, char **argv)
     }
     int bad = 0;
     json_t *files = json_array();
+    int drill = 0;
+    const char *scenario = NULL, *config = NULL;
+    json_t *vars = json_object();
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             cli_help("check");
             json_decref(files);
+            json_decref(vars);
             return 0;
+        }
+        const char *a = argv[i];
+        if (!strcmp(a, "--drill")) {
+            drill = 1;
+            continue;
+        }
+        if (!strcmp(a, "--scenario") || !strcmp(a, "--config") || !strcmp(a, "-v") || !strcmp(a, "--var")) {
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            const char *eq = v ? strchr(v, '=') : NULL;
+            json_t *value = eq ? json_string(eq + 1) : NULL;
+            int is_var = !strcmp(a, "-v") || !strcmp(a, "--var");
+            if (!v || (is_var && (!eq || eq == v || !value))) {
+                fprintf(stderr, "irp check: %s needs %s (irp check --help)\n", a,
+                        a[2] == 's' ? "a scenario file" : a[2] == 'c' ? "a configuration file" : "KEY=VALUE");
+                json_decref(value);
+                json_decref(files);
+                json_decref(vars);
+                return IRP_EXIT_USAGE;
+            }
+            if (!strcmp(a, "--scenario"))
+                scenario = v;
+            else if (!strcmp(a, "--config"))
+                config = v;
+            else {
+                char *key = strndup(v, (size_t)(eq - v));
+                json_object_set_new(vars, key, value);
+                value = NULL;
+                free(key);
+            }
+            json_decref(value);
+            continue;
         }
         int taken = take_load_option(argc, argv, &i);
         if (taken < 0 || (!taken && argv[i][0] == '-')) {
             fprintf(stderr, "irp check: %s '%s' (irp check --help)\n", taken < 0 ? "no value for" : "unknown option",
                     argv[i]);
             json_decref(files);
+            json_decref(vars);
             return IRP_EXIT_USAGE;
         }
         if (!taken)
             json_array_append_new(files, json_string(argv[i]));
     }
-    if (!json_array_size(files)) {
-        fprintf(stderr, "irp check: which playbook? (irp check --help)\n");
+    if (!json_array_size(files) || ((scenario || config || json_object_size(vars)) && !drill)) {
+        fprintf(stderr, "irp check: %s (irp check --help)\n",
+                json_array_size(files) ? "--scenario, --config and -v go with --drill" : "which playbook?");
         json_decref(files);
+        json_decref(vars);
         return IRP_EXIT_USAGE;
     }
+    json_t *none = json_array();
     size_t fi;
     json_t *fv;
     json_array_foreach(files, fi, fv)
@@ -123,14 +163,23 @@ int cli_check(int argc, char **argv)
         if (o) {
             printf("ok  %s: %s, %zu steps\n", file, pr_str(o, "id") ? pr_str(o, "id") : "?",
                    json_array_size(json_object_get(o, "steps")));
+            if (drill) {
+                int rc = cd_check(file, vars, attach_files ? attach_files : none, plugin_dirs ? plugin_dirs : none,
+                                  scenario, config, o);
+                if (rc && (!bad || bad == IRP_EXIT_DATAERR))
+                    bad = rc;
+            }
             json_decref(o);
         } else {
             printf("BAD %s: %d problem%s\n", file, nerr, nerr == 1 ? "" : "s");
-            bad = 1;
+            if (!bad)
+                bad = IRP_EXIT_DATAERR;
         }
     }
     json_decref(files);
-    return bad ? IRP_EXIT_DATAERR : 0;
+    json_decref(vars);
+    json_decref(none);
+    return bad;
 }
 
 static int by_name(const void *a, const void *b)

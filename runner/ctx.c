@@ -6,6 +6,7 @@
  * Depends on: Lua 5.4, jansson, ctx_internal.h, luajson.h, sandbox.h, util.h.
  */
 #include "ctx.h"
+#include "probe.h"
 #include "ctx_internal.h"
 #include "luajson.h"
 #include "sandbox.h"
@@ -313,7 +314,7 @@ static void make_proxy(lua_State *L, const char *name)
 }
 
 /* Pushes {status=, result=} for a recorded step. [-0, +1, m] */
-static void push_step_entry(lua_State *L, const json_t *st)
+static void push_step_entry(lua_State *L, const char *id, const json_t *st)
 {
     lua_createtable(L, 0, 2);
     json_t *status = json_object_get(st, "status");
@@ -323,6 +324,11 @@ static void push_step_entry(lua_State *L, const json_t *st)
     }
     lj_push(L, json_object_get(st, "result"));
     lua_setfield(L, -2, "result");
+    if (dp_enabled()) { /* irp check --drill: note reads of what is not there */
+        char *path = ut_xasprintf("steps.%s", id);
+        dp_mark(L, -1, path, id);
+        free(path);
+    }
 }
 
 /* ctx.steps[id]: upvalue 1 the ctx, upvalue 2 a per-step cache, so each
@@ -338,9 +344,20 @@ static int steps_index(lua_State *L)
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
         return 1;
     const json_t *st = json_object_get(u->env->states, lua_tostring(L, 2));
-    if (!st)
+    if (!st) {
+        if (dp_enabled()) {
+            char *path = ut_xasprintf("steps.%s", lua_tostring(L, 2));
+            lua_Debug ar;
+            char where[512] = "";
+            if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+                snprintf(where, sizeof where, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                         ar.currentline);
+            dp_note(path, lua_tostring(L, 2), where[0] ? where : NULL);
+            free(path);
+        }
         return 0;
-    push_step_entry(L, st);
+    }
+    push_step_entry(L, lua_tostring(L, 2), st);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, lua_upvalueindex(2));
@@ -357,7 +374,7 @@ static int steps_pairs(lua_State *L)
     const char *id;
     json_t *st;
     json_object_foreach((json_t *)u->env->states, id, st) {
-        push_step_entry(L, st);
+        push_step_entry(L, id, st);
         lua_setfield(L, -2, id);
     }
     lua_pushnil(L);

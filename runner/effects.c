@@ -7,6 +7,7 @@
  * what was done (or simulated) as step.exec / step.http.
  */
 #include "engine.h"
+#include "check_drill.h"
 #include "exec.h"
 #include "httpcall.h"
 #include "scenario.h"
@@ -274,6 +275,11 @@ static void drill_exec(fx_call *c, json_t *args)
         sim = drill_table(c, "exec");
     if (!sim)
         tm_line(TM_YELLOW, "      ! no drill outcome for this step: simulating success with empty output");
+    {
+        char *shown = json_is_array(argv) ? display_argv(argv) : NULL;
+        cd_effect(c->run, c->step, "exec", shown, sim != NULL);
+        free(shown);
+    }
     json_t *reply = json_object();
     json_t *code = sim ? json_object_get(sim, "code") : NULL;
     json_object_set_new(reply, "code", json_integer(json_is_integer(code) ? json_integer_value(code) : 0));
@@ -295,6 +301,7 @@ static void drill_http(fx_call *c, json_t *args)
     if (!sim)
         sim = drill_table(c, "http");
     json_t *reply = json_object();
+    cd_effect(c->run, c->step, "http", NULL, sim != NULL);
     json_t *status = sim ? json_object_get(sim, "status") : NULL;
     json_object_set_new(reply, "status", json_integer(json_is_integer(status) ? json_integer_value(status) : 200));
     json_t *hdrs = sim ? json_object_get(sim, "headers") : NULL;

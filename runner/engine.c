@@ -7,6 +7,7 @@
  * the results so far and the run carries on.
  */
 #include "engine.h"
+#include "check_drill.h"
 #include "exec.h"
 #include "httpcall.h"
 #include "secrets.h"
@@ -78,6 +79,8 @@ static json_t *load_request(const eng_options *o, const char *run_id, int check)
                             "drill", o->drill, "check", check, "memory", (json_int_t)o->memory,
                             "timeout_ms", LOAD_TIMEOUT_MS);
     json_object_set_new(req, "run_id", run_id ? json_string(run_id) : json_null());
+    if (o->probe)
+        json_object_set_new(req, "probe", json_true());
     return req;
 }
 
@@ -182,6 +185,7 @@ int eng_restart_worker(eng_run *r)
 
 void eng_set_state(eng_run *r, const char *id, const char *status, json_t *result)
 {
+    cd_status(r, id, status);
     json_object_set_new(r->state, id, json_pack("{s:s, s:o}", "status", status,
                                                 "result", result ? result : json_null()));
     /* Tell the worker, so ctx.steps[id] agrees with the record. */
@@ -380,6 +384,7 @@ int eng_run_playbook(const eng_options *opt)
     r->state = json_object();
     r->operator_name = operator_name();
     tm_init(opt->drill);
+    tm_quiet(opt->probe != NULL);
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t loop;
@@ -448,6 +453,8 @@ int eng_run_playbook(const eng_options *opt)
         eng_escalate(r, "run started", NULL, 1);
     eng_escalation_start(r);
     const char *status = walk_steps(r, &code, &failed_step);
+    if (opt->probe)
+        json_object_set_new(opt->probe, "ended", json_string(status));
     eng_escalation_stop(r);
 
     int64_t ms = ut_mono_ms() - r->started_mono;

@@ -5,6 +5,7 @@
  * Journals every transition; the run loop (engine.c) decides what follows.
  */
 #include "engine.h"
+#include "check_drill.h"
 #include "exec.h"
 #include "term.h"
 #include "util.h"
@@ -29,6 +30,8 @@ static void wait_ms(eng_run *r, int64_t ms)
 {
     if (r->opt->drill && r->opt->speed > 1)
         ms = (int64_t)((double)ms / r->opt->speed);
+    if (r->opt->probe)
+        ms = 0; /* irp check --drill does not wait */
     uv_timer_t t;
     uv_timer_init(r->loop, &t);
     int64_t until = ut_mono_ms() + ms;
@@ -210,6 +213,8 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         json_t *answer = NULL;
         int rc = sw_request(&r->worker, req, real_timeout + HARD_GRACE_MS, &r->interrupted, &answer);
         json_decref(req);
+        if (rc >= 0)
+            cd_reads(r, id, answer);
         r->current_step = NULL;
         r->current_def = NULL;
         r->step_deadline_mono = 0;
@@ -275,6 +280,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
             json_object_set(data, "traceback", traceback);
         eng_record(r, "step.failed", id, r->operator_name, data);
         eng_set_state(r, id, "failed", NULL);
+        cd_failed(r, id, kind_copy, why);
         print_step_end(TM_RED, "FAILED", ms, why);
         json_decref(traceback);
         free(kind_copy);
@@ -297,6 +303,8 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
     json_t *prep = NULL;
     int rc = sw_request(&r->worker, req, PREPARE_HARD_MS, &r->interrupted, &prep);
     json_decref(req);
+    if (rc >= 0)
+        cd_reads(r, id, prep);
     if (rc == -2)
         return OUT_STOPPED;
     const char *title = pr_str(def, "title");
@@ -312,6 +320,7 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
         tm_line(TM_BOLD, "[%zu/%zu] %s", index + 1, total, title ? title : id);
         eng_record(r, "step.failed", id, r->operator_name, json_pack("{s:s, s:s}", "reason", why, "kind", "when"));
         eng_set_state(r, id, "failed", NULL);
+        cd_failed(r, id, "when", why);
         print_step_end(TM_RED, "FAILED", 0, why);
         *reason = why;
         return OUT_FAILED;

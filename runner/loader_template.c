@@ -6,6 +6,7 @@
  */
 #include "loader.h"
 #include "loader_internal.h"
+#include "probe.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -175,11 +176,13 @@ static void render_name(const char *name, size_t len, void *ud)
         size_t best = 0;
         const char *key;
         json_t *st, *found = NULL;
+        const char *found_id = NULL;
         json_object_foreach((json_t *)r->states, key, st) {
             size_t n = strlen(key);
             if (n < strlen(rest) && rest[n] == '.' && strncmp(rest, key, n) == 0 && n > best) {
                 best = n;
                 found = st;
+                found_id = key;
             }
         }
         const json_t *v = NULL;
@@ -208,6 +211,12 @@ static void render_name(const char *name, size_t len, void *ud)
                     p += n;
                 }
             }
+        }
+        if (!v && dp_enabled()) { /* irp check --drill: a template nobody fills */
+            size_t n = strcspn(rest, ".");
+            char *id = found_id ? ut_xstrdup(found_id) : ut_xasprintf("%.*s", (int)n, rest);
+            dp_note(buf, id, NULL);
+            free(id);
         }
         render_json(r, v);
     } else {

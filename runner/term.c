@@ -18,6 +18,7 @@
 
 static int use_color;
 static int drill_mode;
+static int quiet;
 static ut_buf pending;      /* bytes read from stdin not yet consumed */
 static int stdin_eof;
 static uv_poll_t stdin_poll;
@@ -31,6 +32,11 @@ void tm_init(int drill)
     const char *term = getenv("TERM");
     use_color = isatty(1) && !(no_color && *no_color) && !(term && strcmp(term, "dumb") == 0);
     setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+void tm_quiet(int on)
+{
+    quiet = on;
 }
 
 int tm_color(void)
@@ -60,6 +66,8 @@ static const char *style_code(tm_style s)
 
 static void emit(FILE *f, tm_style style, const char *text)
 {
+    if (quiet && f == stdout)
+        return;
     size_t n;
     char *safe = sec_redact(text, strlen(text), &n);
     const char *mark = drill_mode ? "[DRILL] " : "";

@@ -10,6 +10,7 @@
 #include "ctx.h"
 #include "loader.h"
 #include "luajson.h"
+#include "probe.h"
 #include "proto.h"
 #include "sandbox.h"
 #include "util.h"
@@ -42,6 +43,10 @@ typedef struct {
 
 static int send_msg(wk_state *w, json_t *msg)
 {
+    /* irp check --drill: a step's answer carries what it read in vain. */
+    const char *t = pr_str(msg, "t");
+    if (dp_enabled() && t && (!strcmp(t, "prepared") || !strcmp(t, "done")))
+        json_object_set_new(msg, "probe_reads", dp_take());
     int rc = pr_send(w->fd, msg);
     if (rc < 0 && errno != EMSGSIZE) {
         fprintf(stderr, "irp worker: cannot send to the supervisor: %s\n", strerror(errno));
@@ -182,6 +187,7 @@ static void handle_load(wk_state *w, const json_t *msg)
     const char *run_id = pr_str(msg, "run_id");
     w->run_id = run_id ? ut_xstrdup(run_id) : NULL;
     w->drill = pr_bool(msg, "drill", 0);
+    dp_enable(w->drill && pr_bool(msg, "probe", 0));
     pb_request req = {
         .file = file,
         .vars = json_object_get(msg, "vars"),
@@ -265,6 +271,7 @@ static void fill_env(wk_state *w, cx_env *env, const char *step, long long attem
 
 static void handle_prepare(wk_state *w, const json_t *msg)
 {
+    json_decref(dp_take()); /* notes belong to the step they are sent with */
     const char *id = pr_str(msg, "step");
     json_t *step = id ? find_step(w, id) : NULL;
     if (!step) {
@@ -332,6 +339,7 @@ static void reply_done_failure(wk_state *w, const char *kind, const char *error,
 
 static void handle_run(wk_state *w, const json_t *msg)
 {
+    json_decref(dp_take()); /* notes belong to the step they are sent with */
     const char *id = pr_str(msg, "step");
     json_t *step = id ? find_step(w, id) : NULL;
     if (!step) {

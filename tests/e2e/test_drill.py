@@ -300,3 +300,74 @@ def test_drill_pause_at_end_of_input_stays_resumable(env):
     r = env.run(pb, "--run-id", "live", stdin="pause\ndone\n")
     check(r.code == 0 and "there is no pause in a live run" in r.out, "live runs explain there is no pause", r)
     check("drill.paused" not in env.events("live"), "nothing paused live")
+
+
+# ------------------------------------------------------------ irp check --drill
+
+CHECK_DRILL_PB = '''
+        step "scan" { run = function(ctx)
+            local r = ctx.exec { "touch", "%s" }
+            return { fqdn = r.stdout:match("(%%S+)") }
+          end },
+        step "use" { run = function(ctx)
+            local f = ctx.steps.scan.result.fqdn
+            return { f = f }
+          end },
+        step "tell" { manual = "Call the owner of {{steps.scan.result.fqdn}}" },
+        step "count" { run = function(ctx)
+            return tonumber(ctx.exec { "wc", "-l", "/etc/hosts" }.stdout:match("(%%d+)")) + 1
+          end, on_failure = "continue" },
+        step "pure" { run = function(ctx) return { a = 1 } end },
+        step "usepure" { run = function(ctx) return ctx.steps.pure.result.b end },
+'''
+
+
+def test_check_drill_names_reads_nobody_provides(env):
+    marker = os.path.join(env.dir, "made-by-scan")
+    pb = env.playbook(CHECK_DRILL_PB % marker, header='inputs = { host = { required = true } },')
+    tmp = os.path.join(env.dir, "tmp")
+    os.makedirs(tmp)
+    r = env.irp("check", pb, "--drill", env={"TMPDIR": tmp})
+    check(r.code == 65, "a drill would trip: exit 65", r)
+    lines = open(pb).read().splitlines()
+    use_line = next(i for i, l in enumerate(lines, 1) if "ctx.steps.scan.result.fqdn" in l)
+    scan_line = next(i for i, l in enumerate(lines, 1) if 'step "scan"' in l)
+    tell_line = next(i for i, l in enumerate(lines, 1) if 'step "tell"' in l)
+    count_line = next(i for i, l in enumerate(lines, 1) if 'step "count"' in l)
+    check('%s:%d: step "use" reads steps.scan.result.fqdn, which a drill does not provide: step "scan" (%s:%d) '
+          'has no simulated outcome for its ctx.exec' % (pb, use_line, pb, scan_line) in r.err,
+          "the read, its file:line and the step that should provide it", r)
+    check('%s:%d: step "tell" reads steps.scan.result.fqdn' % (pb, tell_line) in r.err, "a template read too", r)
+    check('%s:%d: step "count" fails in a drill (error):' % (pb, count_line) in r.err
+          and "its ctx.exec has no simulated outcome" in r.err, "a step failing on an empty simulated output", r)
+    check("usepure" not in r.err, "plain Lua values are not the drill's business", r)
+    check('note: %s:%d: step "scan": ctx.exec has no simulated outcome' % (pb, scan_line) in r.out, "notes", r)
+    check('input host not given' in r.out and "BAD %s: drill check: 3 problems" % pb in r.out, "summary", r)
+    check(not os.path.exists(marker), "the probe ran no command")
+    check(os.listdir(tmp) == [] and not os.path.exists(os.path.join(env.dir, ".irp")), "the probe keeps nothing")
+
+    # The same playbook, its values provided: by a drill table, or by a scenario.
+    fixed = env.playbook((CHECK_DRILL_PB % marker).replace(
+        'end },\n        step "use"', 'end, drill = { stdout = "web-07.example.com" } },\n        step "use"').replace(
+        'on_failure = "continue" },', 'on_failure = "continue", drill = { stdout = "12 /etc/hosts" } },'),
+        header='inputs = { host = { required = true } },', name="fixed.lua")
+    r = env.irp("check", fixed, "--drill", "-v", "host=web-07")
+    check(r.code == 0 and "drill check: 6 steps drilled, every value a step reads is provided" in r.out, "fixed", r)
+    scn = scenario(env, 'outcomes = { scan = { { stdout = "db-01" } }, count = { { stdout = "3" } } },')
+    r = env.irp("check", pb, "--drill", "--scenario", scn, "-v", "host=web-07")
+    check(r.code == 0 and r.err == "", "a scenario's outcomes provide the values too", r)
+
+
+def test_check_drill_shipped_playbooks_and_usage(env):
+    for pb, scn, args in SHIPPED:
+        r = env.irp("check", os.path.join(ROOT, "playbooks", pb), "--drill", "--scenario",
+                    os.path.join(ROOT, "playbooks", "scenarios", scn), *args)
+        check(r.code == 0 and "every value a step reads is provided" in r.out, "%s checks clean" % pb, r)
+    r = env.irp("check", os.path.join(ROOT, "playbooks", "phishing.lua"), "--drill")
+    check(r.code == 0 and 'the drill stopped at step "check-inputs"' in r.out and "not checked" in r.out,
+          "placeholder inputs a playbook refuses: said, not hidden", r)
+    r = env.irp("check", os.path.join(ROOT, "playbooks", "phishing.lua"), "--scenario", "x.lua")
+    check(r.code == 64 and "go with --drill" in r.err, "--scenario without --drill", r)
+    bad = env.playbook('step "a" { run = function(ctx) return 1 end, tiemout = "1s" },', name="bad.lua")
+    r = env.irp("check", bad, "--drill")
+    check(r.code == 65 and "did you mean" in r.err and "drill check" not in r.out, "a broken playbook is not drilled", r)
