@@ -13,6 +13,8 @@ int cli_main(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_show(int argc, char **argv);
+/* The playbook tests: every scenario drilled unattended (cli_test.c). */
+int cli_test(int argc, char **argv);
 /* Commands that read the record (cli_record.c). */
 int cli_verify(int argc, char **argv);
 /* Where runs stand, and a run's timeline (cli_runs.c). */

@@ -28,6 +28,8 @@ typedef struct sc_scenario {
     char *path;
     char *title;              /* may be NULL */
     char *narrative;          /* may be NULL */
+    char *playbook;           /* the playbook it exercises, relative to the scenario's directory, or NULL */
+    json_t *inputs;           /* {name: string}: the drill's -v values (the command line's win) */
     json_t *participants;     /* [{name, role}] */
     double speed;             /* 0: not set (the --speed default) */
     json_t *injects;          /* [{text, at_ms | on + step, line}] in file order */
@@ -49,6 +51,9 @@ sc_scenario *sc_load_text(const char *text, size_t len, const char *chunkname, c
  * naming the file, line and the closest step id. */
 int sc_check_steps(const sc_scenario *sc, json_t *steps, char *err, size_t err_size);
 void sc_free(sc_scenario *sc);
+/* The path of the scenario's playbook (relative to the scenario file's
+ * directory unless absolute), malloc'd; NULL when it names none. */
+char *sc_playbook_path(const sc_scenario *sc);
 
 /* The line of the first `name =` / ["name"] at or after from_line, or 0. */
 int sc_find_line(const sc_scenario *sc, int from_line, const char *name);

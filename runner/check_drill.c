@@ -250,6 +250,8 @@ int cd_check(const char *playbook, json_t *vars, json_t *attach, json_t *plugins
     json_t *probe_vars = json_deep_copy(vars);
     const char *name;
     json_t *in;
+    json_object_foreach(scenario ? scenario->inputs : NULL, name, in) if (!json_object_get(probe_vars, name))
+        json_object_set(probe_vars, name, in);
     json_object_foreach(json_object_get(outline, "inputs"), name, in)
     {
         if (json_object_get(probe_vars, name) || !json_is_true(json_object_get(in, "required")) ||

@@ -97,6 +97,7 @@ static int cmd_run(const char *command, int argc, char **argv)
     int speed_given = 0;
     const char *scenario_path = NULL;
     sc_scenario *scenario = NULL;
+    char *scenario_playbook = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v;
@@ -188,16 +189,6 @@ static int cmd_run(const char *command, int argc, char **argv)
             goto done;
         }
     }
-    if (!o.playbook) {
-        rc = usage_error(command, "which playbook? e.g. irp %s playbooks/ransomware.lua -v host=web-07",
-                         command);
-        goto done;
-    }
-    if (access(o.playbook, R_OK) < 0) {
-        fprintf(stderr, "irp %s: cannot read playbook '%s'\n", command, o.playbook);
-        rc = IRP_EXIT_DATAERR;
-        goto done;
-    }
     if (scenario_path) {
         /* A broken scenario stops the drill before anything is recorded. */
         char err[1024];
@@ -210,9 +201,26 @@ static int cmd_run(const char *command, int argc, char **argv)
         if (!speed_given && scenario->speed > 0)
             o.speed = scenario->speed;
         o.scenario = scenario;
+        /* The scenario may name its playbook and inputs; the command line wins. */
+        if (!o.playbook && scenario->playbook)
+            o.playbook = scenario_playbook = sc_playbook_path(scenario);
+        const char *k;
+        json_t *v;
+        json_object_foreach(scenario->inputs, k, v) if (!json_object_get(vars, k)) json_object_set(vars, k, v);
+    }
+    if (!o.playbook) {
+        rc = usage_error(command, "which playbook? e.g. irp %s playbooks/ransomware.lua -v host=web-07",
+                         command);
+        goto done;
+    }
+    if (access(o.playbook, R_OK) < 0) {
+        fprintf(stderr, "irp %s: cannot read playbook '%s'\n", command, o.playbook);
+        rc = IRP_EXIT_DATAERR;
+        goto done;
     }
     rc = eng_run_playbook(&o);
 done:
+    free(scenario_playbook);
     sc_free(scenario);
     json_decref(vars);
     json_decref(attach);
@@ -243,6 +251,8 @@ int cli_main(int argc, char **argv)
         return cli_list(argc - 1, argv + 1);
     if (!strcmp(cmd, "show"))
         return cli_show(argc - 1, argv + 1);
+    if (!strcmp(cmd, "test"))
+        return cli_test(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return cli_status(argc - 1, argv + 1);
     if (!strcmp(cmd, "log"))

@@ -15,7 +15,8 @@ static const char *const general =
     "  irp run PLAYBOOK -v KEY=VALUE ...    run it for real, step by step\n"
     "  irp drill PLAYBOOK ...               the same, every side effect simulated\n"
     "Before one:\n"
-    "  irp check PLAYBOOK...                find every problem in a playbook\n"
+    "  irp check PLAYBOOK... [--drill]      find every problem in a playbook (and its drill)\n"
+    "  irp test [DIR|SCENARIO]...           drill every scenario unattended: PASS / FAIL\n"
     "  irp list [DIR]                       the playbooks in DIR (default playbooks/)\n"
     "  irp show PLAYBOOK                    its inputs, phases, steps and escalation\n"
     "After a crash or Ctrl-C:\n"
@@ -62,6 +63,7 @@ static const char *const run_help =
 
 static const char *const drill_help =
     "usage: irp drill PLAYBOOK [--scenario FILE] [--speed N] [run options]\n"
+    "       irp drill --scenario FILE [options]   (the scenario names its playbook)\n"
     "\n"
     "A tabletop exercise: runs PLAYBOOK exactly as `irp run` would, but every side\n"
     "effect (commands, HTTP requests) is simulated from the steps' `drill` tables and\n"
@@ -170,6 +172,27 @@ static const char *const log_help =
     "  --follow   keep printing new records until the run ends (like tail -f)\n"
     "  --json     the raw JSON lines\n";
 
+static const char *const test_help =
+    "usage: irp test [SCENARIO | DIR]... [--plugins DIR]... [--attach FILE]...\n"
+    "                [--config FILE] [--verbose]\n"
+    "\n"
+    "The playbook tests: drills each scenario's playbook unattended, in a throw-away\n"
+    "state directory, and prints PASS or FAIL per scenario; a failure lists the\n"
+    "scorecard's unmet expectations (or the end of the drill's output).\n"
+    "\n"
+    "  irp test                     every scenario in playbooks/scenarios/\n"
+    "  irp test my-playbooks/       my-playbooks/scenarios/*.lua (or my-playbooks/*.lua)\n"
+    "  irp test my-scenario.lua\n"
+    "\n"
+    "A scenario names what it drills, relative to its own file:\n"
+    "  return scenario { playbook = \"../ransomware.lua\", inputs = { host = \"web-07\" },\n"
+    "                    answers = { ... }, outcomes = { ... }, expect = { ... } }\n"
+    "Nothing is typed in: a prompt the scenario does not answer ends that drill as\n"
+    "\"no answer\" (a FAIL unless expected). A scenario without `expect` passes when\n"
+    "its drill succeeds. --verbose shows the end of every drill's output.\n"
+    "\n"
+    "Exit: 0 every scenario passed, 1 one failed, 65 a scenario could not be read.\n";
+
 static const char *const version_help = "usage: irp version\n\nPrints irp's version and its libraries'.\n";
 
 void cli_help(const char *command)
@@ -197,5 +220,7 @@ void cli_help(const char *command)
         text = verify_help;
     else if (!strcmp(command, "version"))
         text = version_help;
+    else if (!strcmp(command, "test"))
+        text = test_help;
     fputs(text, stdout);
 }

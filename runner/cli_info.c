@@ -6,6 +6,7 @@
 #include "check_drill.h"
 #include "cli.h"
 #include "engine.h"
+#include "scenario.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -144,6 +145,23 @@ int cli_check(int argc, char **argv)
         }
         if (!taken)
             json_array_append_new(files, json_string(argv[i]));
+    }
+    if (!json_array_size(files) && drill && scenario) {
+        /* irp check --drill --scenario FILE: the playbook the scenario names. */
+        char err[1024];
+        sc_scenario *sc = sc_load_file(scenario, err, sizeof err);
+        char *pb = sc ? sc_playbook_path(sc) : NULL;
+        if (pb)
+            json_array_append_new(files, json_string(pb));
+        else
+            fprintf(stderr, "%s\n", sc ? "the scenario names no playbook (playbook = \"../x.lua\"): give one" : err);
+        free(pb);
+        sc_free(sc);
+        if (!json_array_size(files)) {
+            json_decref(files);
+            json_decref(vars);
+            return IRP_EXIT_DATAERR;
+        }
     }
     if (!json_array_size(files) || ((scenario || config || json_object_size(vars)) && !drill)) {
         fprintf(stderr, "irp check: %s (irp check --help)\n",

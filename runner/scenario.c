@@ -250,12 +250,26 @@ sc_scenario *sc_load_file(const char *path, char *err, size_t err_size)
     return sc;
 }
 
+char *sc_playbook_path(const sc_scenario *sc)
+{
+    if (!sc || !sc->playbook)
+        return NULL;
+    if (sc->playbook[0] == '/')
+        return ut_xstrdup(sc->playbook);
+    const char *slash = sc->path ? strrchr(sc->path, '/') : NULL;
+    if (!slash)
+        return ut_xstrdup(sc->playbook);
+    return ut_xasprintf("%.*s/%s", (int)(slash - sc->path), sc->path, sc->playbook);
+}
+
 void sc_free(sc_scenario *sc)
 {
     if (!sc)
         return;
     free(sc->path);
     free(sc->title);
+    free(sc->playbook);
+    json_decref(sc->inputs);
     free(sc->narrative);
     json_decref(sc->participants);
     json_decref(sc->injects);

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const top_fields[] = {"title", "narrative", "participants", "speed", "injects",
-                                         "answers", "outcomes", "expect", NULL};
+static const char *const top_fields[] = {"title", "narrative", "playbook", "inputs", "participants", "speed",
+                                         "injects", "answers", "outcomes", "expect", NULL};
 static const char *const inject_fields[] = {"at", "on", "step", "text", NULL};
 static const char *const answer_fields[] = {"manual", "approval", "ask", "confirm", NULL};
 static const char *const outcome_fields[] = {"code", "stdout", "stderr", "status", "body", "headers", NULL};
@@ -336,6 +336,29 @@ void sc_read_fields(sc_job *job)
     if (v && !json_is_string(v))
         { sc_fail(job, sc_find_line(sc, 1, "narrative"), "narrative must be a string"); return; }
     sc->narrative = v ? ut_xstrdup(json_string_value(v)) : NULL;
+    v = json_object_get(root, "playbook");
+    if (v && (!json_is_string(v) || !*json_string_value(v)))
+        { sc_fail(job, sc_find_line(sc, 1, "playbook"), "playbook must be the playbook's file name, relative to the scenario (playbook = \"../ransomware.lua\")"); return; }
+    sc->playbook = v ? ut_xstrdup(json_string_value(v)) : NULL;
+    v = json_object_get(root, "inputs");
+    sc->inputs = json_object();
+    if (v) {
+        const char *k;
+        json_t *x;
+        int ok = json_is_object(v) || (json_is_array(v) && json_array_size(v) == 0);
+        if (json_is_object(v))
+            json_object_foreach(v, k, x)
+            {
+                if (json_is_string(x))
+                    json_object_set(sc->inputs, k, x);
+                else if (json_is_integer(x))
+                    json_object_set_new(sc->inputs, k, json_sprintf("%lld", (long long)json_integer_value(x)));
+                else
+                    ok = 0;
+            }
+        if (!ok)
+            { sc_fail(job, sc_find_line(sc, 1, "inputs"), "inputs must map the playbook's input names to strings (inputs = { host = \"web-07\" })"); return; }
+    }
     v = json_object_get(root, "speed");
     if (v) {
         double s = json_is_number(v) ? json_number_value(v) : 0;

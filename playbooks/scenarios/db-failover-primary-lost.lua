@@ -13,6 +13,8 @@
 
 return scenario {
   title = "Primary lost at 03:10, Patroni paused",
+  playbook = "../db-failover.lua", -- relative to this file: `irp drill --scenario` needs no playbook argument
+  inputs = { primary = "pg-01.db.internal.example", standby = "pg-02.db.internal.example" },
   narrative = [[
 Tuesday 03:10. Checkout errors spike: "could not connect to server". The monitoring shows
 pg-01 down since 03:08; the data centre reports a power failure on its hypervisor host.

@@ -13,6 +13,8 @@
 
 return scenario {
   title = "Payroll-week phishing: salary statement lure",
+  playbook = "../phishing.lua", -- relative to this file: `irp drill --scenario` needs no playbook argument
+  inputs = { message_id = "<20261125.4411@micros0ft-support.net>", reporter = "alice" },
   narrative = [[
 Monday 08:55. Alice (finance) forwards a message "Your November salary statement is ready"
 from hr-notices@micros0ft-support.net to the security mailbox. It links to a copy of the

@@ -13,6 +13,8 @@
 
 return scenario {
   title = "Friday night: LockBit on the customer portal",
+  playbook = "../ransomware.lua", -- relative to this file: `irp drill --scenario` needs no playbook argument
+  inputs = { host = "web-07" },
   narrative = [[
 Friday 23:40 UTC. The EDR pages the on-call engineer: web-07 (customer portal,
 application tier) shows 412 detections in four minutes, files renamed to

@@ -371,3 +371,51 @@ def test_check_drill_shipped_playbooks_and_usage(env):
     bad = env.playbook('step "a" { run = function(ctx) return 1 end, tiemout = "1s" },', name="bad.lua")
     r = env.irp("check", bad, "--drill")
     check(r.code == 65 and "did you mean" in r.err and "drill check" not in r.out, "a broken playbook is not drilled", r)
+
+
+# ------------------------------------------------------------ irp test
+
+def test_irp_test_drills_every_scenario_and_says_pass_or_fail(env):
+    r = env.irp("test", os.path.join(ROOT, "playbooks"))
+    check(r.code == 0 and r.out.count("PASS ") == 3 and "3 passed, 0 failed" in r.out,
+          "the shipped playbooks' scenarios pass in one command", r)
+    r = env.irp("drill", "--scenario", os.path.join(ROOT, "playbooks", "scenarios", "ransomware-friday-night.lua"),
+                "--state-dir", env.state, "--run-id", "named")
+    check(r.code == 0 and env.record("run.started", run="named")["data"]["inputs"]["host"] == "web-07",
+          "a scenario names its playbook and inputs: drill needs no playbook argument", r)
+
+    # An author's own directory: a passing, a failing and a broken scenario.
+    env.write("mine/pb.lua", '''
+        return playbook { id = "mine", title = "Mine", inputs = { host = { required = true } },
+          steps = {
+            step "gate" { approval = "ic", run = function(ctx) return ctx.vars.host end },
+            step "call" { manual = "Call {{host}}" },
+          } }
+    ''')
+    env.write("mine/scenarios/a-good.lua", '''
+        return scenario { playbook = "../pb.lua", inputs = { host = "web-07" },
+          answers = { gate = "approve", call = "done" }, expect = { status = "succeeded" } }
+    ''')
+    env.write("mine/scenarios/b-wrong.lua", '''
+        return scenario { playbook = "../pb.lua", inputs = { host = "web-07" },
+          answers = { gate = "deny", call = "done" }, expect = { decisions = { gate = "approve" } } }
+    ''')
+    env.write("mine/scenarios/c-unanswered.lua", '''
+        return scenario { playbook = "../pb.lua", inputs = { host = "web-07" }, answers = { gate = "approve" } }
+    ''')
+    env.write("mine/scenarios/d-orphan.lua", 'return scenario { title = "no playbook" }\n')
+    env.write("mine/scenarios/e-broken.lua", 'return scenario { titel = "typo" }\n')
+    tmp = os.path.join(env.dir, "tmp")
+    os.makedirs(tmp)
+    r = env.irp("test", os.path.join(env.dir, "mine"), env={"TMPDIR": tmp})
+    check(r.code == 1 and "1 passed, 4 failed" in r.out, "one passes, four fail: exit 1", r)
+    check("PASS %s" % os.path.join(env.dir, "mine", "scenarios", "a-good.lua") in r.out, "the good one passes", r)
+    check("decision at \"gate\": expected approve, got deny" in r.out, "a failure lists its mismatches", r)
+    check("no answer at step \"call\"" in r.out, "an unanswered prompt: the drill's own words", r)
+    check("names no playbook: add playbook =" in r.out, "a scenario without a playbook", r)
+    check("e-broken.lua:1:" in r.out and "did you mean 'title'" in r.out, "a broken scenario: file:line", r)
+    check(os.listdir(tmp) == [], "nothing left behind")
+    r = env.irp("test", os.path.join(env.dir, "mine", "scenarios", "a-good.lua"))
+    check(r.code == 0 and "1 passed, 0 failed" in r.out, "one scenario by name", r)
+    r = env.irp("test", "--frobnicate")
+    check(r.code == 64, "usage error", r)
