@@ -44,6 +44,7 @@ typedef struct eng_options {
     int64_t resume_elapsed_ms;/* run time before the resume */
     int force;                /* resume even though the playbook changed */
     long long resume_last_seq;/* last seq rs_load read: the journal must not have moved since */
+    json_t *resume_records;   /* the journal so far (a drill's scorecard and injects carry on from it) */
 } eng_options;
 
 typedef struct eng_run eng_run;

@@ -35,6 +35,7 @@ struct dr_state {
     json_t *decisions;        /* [{step, kind, answer, via}] */
     json_t *escalations;      /* [tier] in order */
     json_t *phases;           /* {phase: {start_ms, end_ms}} (drill clock) */
+    int64_t paused_before_ms; /* pauses recorded before a resume */
     uv_timer_t clock;         /* fires time-based injects */
     int clock_init;
     int closing;              /* the timer's close is pending */

@@ -7,6 +7,7 @@
  */
 #include "engine.h"
 #include "journal.h"
+#include "scenario.h"
 #include "secrets.h"
 #include "state.h"
 #include "term.h"
@@ -72,6 +73,11 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
     if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));
         json_object_set_new(started, "live_notify", json_boolean(opt->live_notify));
+        if (opt->scenario && opt->scenario->path) {
+            char *abs_sc = realpath(opt->scenario->path, NULL);
+            json_object_set_new(started, "scenario", json_string(abs_sc ? abs_sc : opt->scenario->path));
+            free(abs_sc);
+        }
     }
     sec_redact_json(started);
     r->jr = jr_create(r->run_dir, r->run_id, opt->drill ? "drill" : "live", started, err, err_size);

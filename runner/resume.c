@@ -8,12 +8,14 @@
 #include "cli.h"
 #include "journal.h"
 #include "proto.h"
+#include "scenario.h"
 #include "state.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct rs_context {
@@ -165,9 +167,27 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->resume_steps = c->steps;
     o->resume_tier = tier;
     o->resume_last_seq = pr_int(last, "seq", 0);
-    int64_t started = parse_ts_ms(pr_str(first, "ts"));
-    int64_t ended = parse_ts_ms(pr_str(last, "ts"));
-    o->resume_elapsed_ms = started && ended >= started ? ended - started : 0;
+    o->resume_records = records;
+    if (o->drill) {
+        /* The drill clock carries on where the record left it (pauses and
+         * the time the drill was down are not exercise time). */
+        long long sim = -1;
+        json_array_foreach(records, i, rec)
+        {
+            json_t *s = json_object_get(json_object_get(rec, "data"), "sim_ms");
+            if (json_is_integer(s))
+                sim = json_integer_value(s);
+        }
+        o->resume_elapsed_ms = sim > 0 ? (int64_t)((double)sim / (o->speed > 1 ? o->speed : 1)) : 0;
+    } else {
+        /* An incident's clock kept running while irp was down: objectives
+         * and timed tiers count from the run's start. */
+        int64_t started = parse_ts_ms(pr_str(first, "ts"));
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        o->resume_elapsed_ms = started && now_ms >= started ? now_ms - started : 0;
+    }
     return c;
 }
 
@@ -216,7 +236,21 @@ int cli_resume(int argc, char **argv)
     o.yes = yes;
     o.force = force;
     o.in_flight_answer = answer;
+    /* A drill carries on with its scenario: answers, outcomes, injects. */
+    const char *scenario_path = pr_str(json_object_get(json_array_get(o.resume_records, 0), "data"), "scenario");
+    sc_scenario *sc = NULL;
+    if (o.drill && scenario_path) {
+        char serr[1024];
+        sc = sc_load_file(scenario_path, serr, sizeof serr);
+        if (!sc) {
+            fprintf(stderr, "irp resume: the drill's scenario cannot be played again: %s\n", serr);
+            rs_free(c);
+            return IRP_EXIT_DATAERR;
+        }
+        o.scenario = sc;
+    }
     code = eng_run_playbook(&o);
+    sc_free(sc);
     rs_free(c);
     return code;
 }

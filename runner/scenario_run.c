@@ -152,12 +152,28 @@ static void add_decision(eng_run *r, const char *step, const char *kind, json_t 
                                                          kind, "answer", answer, "via", via ? via : "operator"));
 }
 
+/* An inject.shown record (replayed on resume): that inject has fired. */
+static void mark_fired(eng_run *r, json_t *data)
+{
+    const sc_scenario *sc = scen(r);
+    size_t i;
+    json_t *inj;
+    json_array_foreach(sc ? sc->injects : NULL, i, inj)
+    {
+        const char *text = pr_str(inj, "text"), *shown = pr_str(data, "text");
+        if (text && shown && !strcmp(text, shown))
+            json_array_set_new(r->drill->fired, i, json_true());
+    }
+}
+
 void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
 {
     if (!r->drill)
         return;
-    int64_t sim = dr_sim_ms(r);
-    if (!json_object_get(data, "sim_ms"))
+    /* A record replayed on resume has its own drill time. */
+    json_t *recorded = json_object_get(data, "sim_ms");
+    int64_t sim = json_is_integer(recorded) ? json_integer_value(recorded) : dr_sim_ms(r);
+    if (!recorded)
         json_object_set_new(data, "sim_ms", json_integer(sim));
     if (!strcmp(type, "step.started"))
         phase_mark(r, step, 1, sim);
@@ -176,6 +192,33 @@ void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
         json_decref(w);
     } else if (!strcmp(type, "escalation.triggered") && pr_int(data, "tier", 0) > 0)
         json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+    else if (!strcmp(type, "inject.shown"))
+        mark_fired(r, data);
+}
+
+/* On resume: what the drill did before (decisions, escalations, phase
+ * times, injects shown, outcomes and answers used) is read back from the
+ * journal, so the scorecard covers the whole exercise and nothing is
+ * shown or consumed twice. */
+static void replay(eng_run *r, json_t *records)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        const char *type = pr_str(rec, "type"), *step = pr_str(rec, "step");
+        json_t *data = json_object_get(rec, "data");
+        if (!type || !json_is_object(data) || !strcmp(type, "run.started"))
+            continue;
+        dr_observe(r, type, step, data);
+        if (step && (!strcmp(type, "step.exec") || !strcmp(type, "step.http")))
+            json_object_set_new(r->drill->calls, step, json_integer(pr_int(r->drill->calls, step, 0) + 1));
+        else if (step && !strcmp(type, "operator.answered") && pr_str(data, "via") &&
+                 !strcmp(pr_str(data, "via"), "scenario"))
+            json_object_set_new(r->drill->asks, step, json_integer(pr_int(r->drill->asks, step, 0) + 1));
+        else if (!strcmp(type, "drill.resumed"))
+            r->drill->paused_before_ms += pr_int(data, "paused_ms", 0);
+    }
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -191,15 +234,17 @@ int dr_prepare(eng_run *r)
     d->decisions = json_array();
     d->escalations = json_array();
     d->phases = json_object();
-    if (!d->sc)
-        return 0;
-    for (size_t i = 0; i < json_array_size(d->sc->injects); i++)
-        json_array_append_new(d->fired, json_false());
-    char err[1024];
-    if (sc_check_steps(d->sc, r->steps, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return IRP_EXIT_DATAERR;
+    if (d->sc) {
+        for (size_t i = 0; i < json_array_size(d->sc->injects); i++)
+            json_array_append_new(d->fired, json_false());
+        char err[1024];
+        if (sc_check_steps(d->sc, r->steps, err, sizeof err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return IRP_EXIT_DATAERR;
+        }
     }
+    if (r->opt->resume_records)
+        replay(r, r->opt->resume_records);
     return 0;
 }
 

@@ -376,7 +376,7 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
                              "failed", failed, "injects", "shown", (json_int_t)shown, "total",
                              (json_int_t)json_array_size(d->fired), "not_shown", injects_not_shown(r, d, total),
                              "verdict", verdict, "mismatches", mm);
-    json_object_set_new(card, "paused_ms", json_integer(r->paused_total_ms));
+    json_object_set_new(card, "paused_ms", json_integer(r->paused_total_ms + d->paused_before_ms));
     if (d->sc) {
         json_object_set_new(card, "scenario", json_string(d->sc->path));
         if (expect)

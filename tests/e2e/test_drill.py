@@ -419,3 +419,37 @@ def test_irp_test_drills_every_scenario_and_says_pass_or_fail(env):
     check(r.code == 0 and "1 passed, 0 failed" in r.out, "one scenario by name", r)
     r = env.irp("test", "--frobnicate")
     check(r.code == 64, "usage error", r)
+
+
+def test_drill_resume_carries_on_with_its_scenario(env):
+    pb = env.playbook('''
+        step "iso" { retries = 1, backoff = "1s", run = function(ctx) return ctx.exec { "isolate" }.stdout end },
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+        step "m2" { manual = "Call the ISP" },
+        step "after" { run = function(ctx) return ctx.exec { "check" }.stdout end },
+    ''')
+    scn = scenario(env, '''
+      speed = 60,
+      answers = { gate = "approve" },
+      outcomes = { iso = { { code = 1, stderr = "busy" }, { stdout = "isolated" } }, after = { { stdout = "after-1" } } },
+      injects = { { on = "step_end", step = "iso", text = "Iso done." },
+                  { on = "step_start", step = "after", text = "After starts." } },
+      expect = { status = "succeeded", decisions = { gate = "approve", m2 = "done" } },
+    ''')
+    r = env.drill(pb, "--scenario", scn, stdin="")
+    check(r.code == 75 and 'no answer at step "m2"' in r.out, "the drill stops at the unscripted prompt", r)
+    check(env.record("run.started")["data"]["scenario"] == os.path.realpath(scn), "the scenario is on the record")
+    r = env.irp("resume", "r1", "--state-dir", env.state, "--yes")
+    check(r.code == 0, "resumed with its scenario, every expectation held across both parts", r)
+    recs = env.journal()
+    shown = [x["data"]["text"] for x in recs if x["type"] == "inject.shown"]
+    check(shown == ["Iso done.", "After starts."], "each inject shown once across the resume: %r" % shown)
+    check(env.record("step.succeeded", "after")["data"]["result"] == "after-1", "the scenario's outcome after resume")
+    cards = [x["data"] for x in recs if x["type"] == "drill.scorecard"]
+    card = cards[-1]
+    decided = {(d["step"], d["answer"], d["via"]) for d in card["decisions"]}
+    check(("gate", "approve", "scenario") in decided and ("m2", "done", "--yes") in decided,
+          "the scorecard covers the whole exercise: %r" % card["decisions"])
+    check(card["verdict"] == "passed" and card["injects"]["shown"] == 2, "verdict and injects", card)
+    sims = [x["data"]["sim_ms"] for x in recs if "sim_ms" in x["data"]]
+    check(sims == sorted(sims), "the drill clock carries on from where it stopped: %r" % sims)
