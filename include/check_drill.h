@@ -19,6 +19,9 @@
 
 struct eng_run;
 
+/* Real time a step gets in the probe: a drilled step has nothing to wait for. */
+#define CD_STEP_DEADLINE_MS 5000
+
 /* Probes one playbook (already loaded without problems: outline) and
  * prints its report. 0 when the drill has nothing to fix, 65 when it
  * has, or the probe run's own exit code when it could not run. */

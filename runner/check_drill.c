@@ -184,9 +184,11 @@ static int report(const char *playbook, json_t *outline, json_t *probe)
             continue; /* explained above, or a deliberate ctx.fail */
         char *at = defined_at(outline, playbook, step);
         const char *own = defaulted_kinds(json_object_get(effects, step));
-        fprintf(stderr, "%s: step \"%s\" fails in a drill (%s): %s%s%s%s\n", at, step, kind, pr_str(n, "reason"),
+        fprintf(stderr, "%s: step \"%s\" fails in a drill (%s): %s%s%s%s%s\n", at, step, kind, pr_str(n, "reason"),
                 own ? " (its " : "", own ? own : "",
-                own ? " has no simulated outcome: give it a `drill` table or an outcome in the scenario)" : "");
+                own ? " has no simulated outcome: give it a `drill` table or an outcome in the scenario)" : "",
+                !strcmp(kind, "timeout") ? " (a drilled step has nothing to wait for: check --drill gives it "
+                                           "a few seconds)" : "");
         free(at);
         problems++;
     }

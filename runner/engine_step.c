@@ -183,6 +183,10 @@ static char *death_reason(eng_run *r, int64_t timeout_ms)
  * DRILL_MIN_DEADLINE_MS of real time, whichever is shorter. */
 static int64_t drill_deadline_ms(eng_run *r, int64_t timeout)
 {
+    /* irp check --drill waits for nothing: a step still computing after
+     * CD_STEP_DEADLINE_MS of real time is reported as timing out. */
+    if (r->opt->probe)
+        return timeout < CD_STEP_DEADLINE_MS ? timeout : CD_STEP_DEADLINE_MS;
     if (!r->opt->drill || r->opt->speed <= 1)
         return timeout;
     int64_t scaled = (int64_t)((double)timeout / r->opt->speed);
@@ -209,7 +213,8 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         int64_t real_timeout = drill_deadline_ms(r, timeout);
         r->step_deadline_mono = t0 + real_timeout;
         json_t *req = json_pack("{s:s, s:s, s:i, s:I, s:I}", "t", "run", "step", id, "attempt", attempt,
-                                "timeout_ms", (json_int_t)real_timeout, "shown_timeout_ms", (json_int_t)timeout);
+                                "timeout_ms", (json_int_t)real_timeout, "shown_timeout_ms",
+                                (json_int_t)(r->opt->probe ? real_timeout : timeout));
         json_t *answer = NULL;
         int rc = sw_request(&r->worker, req, real_timeout + HARD_GRACE_MS, &r->interrupted, &answer);
         json_decref(req);

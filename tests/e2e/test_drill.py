@@ -453,3 +453,16 @@ def test_drill_resume_carries_on_with_its_scenario(env):
     check(card["verdict"] == "passed" and card["injects"]["shown"] == 2, "verdict and injects", card)
     sims = [x["data"]["sim_ms"] for x in recs if "sim_ms" in x["data"]]
     check(sims == sorted(sims), "the drill clock carries on from where it stopped: %r" % sims)
+
+
+def test_check_drill_waits_for_nothing_and_survives_a_spinning_step(env):
+    pb = env.playbook('''
+        step "spin" { timeout = "1s", on_failure = "continue", run = function(ctx) while true do end end },
+        step "wait" { manual = "Call", timeout = "1h" },
+        step "nap" { timeout = "3h", run = function(ctx) ctx.sleep("2h") return 1 end },
+        step "huge" { run = function(ctx) return string.rep("x", 1 << 40) end, on_failure = "continue" },
+    ''')
+    r = env.irp("check", pb, "--drill", timeout=20)
+    check(r.code == 65 and r.elapsed < 10 * SLACK, "ends in seconds, not hours", r)
+    check('step "spin" fails in a drill (timeout)' in r.err, "the spinning step is named", r)
+    check('step "huge" fails in a drill' in r.err and 'step "nap"' not in r.err, "sleeps do not wait", r)
