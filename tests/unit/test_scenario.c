@@ -107,6 +107,32 @@ static void test_field_errors(void **state)
     expect_error("return scenario {\n  title = nope.x }\n", "scn.lua:2:");
 }
 
+static void test_playbook_and_inputs(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    const char *text = "return scenario { playbook = \"../pb.lua\", inputs = { host = \"web-07\", port = 5432 } }\n";
+    sc_scenario *sc = sc_load_text(text, strlen(text), "dir/scenarios/s.lua", err, sizeof err);
+    assert_non_null(sc);
+    char *path = sc_playbook_path(sc);
+    assert_string_equal(path, "dir/scenarios/../pb.lua");
+    free(path);
+    assert_string_equal(json_string_value(json_object_get(sc->inputs, "host")), "web-07");
+    assert_string_equal(json_string_value(json_object_get(sc->inputs, "port")), "5432");
+    sc_free(sc);
+    sc = load("return scenario { playbook = \"/abs/pb.lua\" }\n", err, sizeof err);
+    assert_non_null(sc);
+    path = sc_playbook_path(sc);
+    assert_string_equal(path, "/abs/pb.lua");
+    free(path);
+    sc_free(sc);
+    sc = load("return scenario { title = \"none\" }\n", err, sizeof err);
+    assert_null(sc_playbook_path(sc));
+    sc_free(sc);
+    expect_error("return scenario {\n  inputs = { host = { 1 } },\n}\n", "scn.lua:2: inputs must map");
+    expect_error("return scenario {\n  playbook = 3,\n}\n", "scn.lua:2: playbook must be");
+}
+
 static void test_sandbox(void **state)
 {
     (void)state;
@@ -165,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_complete_scenario),
         cmocka_unit_test(test_field_errors),
+        cmocka_unit_test(test_playbook_and_inputs),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_check_steps),
     };
