@@ -76,5 +76,10 @@ void ut_buf_free(ut_buf *b);
 
 /* write() until done, retrying on EINTR; 0 or -1 with errno. */
 int ut_write_all(int fd, const void *data, size_t n);
+/* A new private directory $TMPDIR/NAME-XXXXXX (else /tmp), malloc'd, or
+ * NULL with errno set. */
+char *ut_temp_dir(const char *name);
+/* Removes a directory tree (best effort, symlinks not followed). */
+void ut_remove_tree(const char *dir);
 
 #endif

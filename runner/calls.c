@@ -165,24 +165,18 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
         for (;;) {
             char *line = NULL;
             int rc = tm_prompt(r->loop, prompt.data, &line, &r->interrupted);
+            if (rc == 0 && r->opt->drill && !strcasecmp(line, "pause") && !(nchoices && has_choice(choices, line))) {
+                free(line);
+                rc = eng_pause(r, c->step); /* the facilitator's pause, then ask again */
+                if (rc == 0)
+                    continue;
+            }
             if (rc < 0) {
                 sw_resume_deadline(&r->worker);
                 ut_buf_free(&prompt);
                 fx_answer_error(c, rc == -1 ? "no answer: the operator's input ended"
                                             : "interrupted while waiting for an answer");
                 return;
-            }
-            if (r->opt->drill && !strcasecmp(line, "pause") && !(nchoices && has_choice(choices, line))) {
-                free(line);
-                int p = eng_pause(r, c->step);
-                if (p < 0) {
-                    sw_resume_deadline(&r->worker);
-                    ut_buf_free(&prompt);
-                    fx_answer_error(c, p == -1 ? "no answer: the operator's input ended"
-                                               : "interrupted while waiting for an answer");
-                    return;
-                }
-                continue;
             }
             if (strncmp(line, "note:", 5) == 0) {
                 eng_record(r, "operator.note", c->step, r->operator_name,

@@ -6,13 +6,12 @@
  * a playbook author can act on: FILE:LINE of the read, the step whose
  * simulated result lacks the value, and what to add.
  */
-#define _XOPEN_SOURCE 700
 #include "check_drill.h"
 #include "engine.h"
 #include "scenario.h"
 #include "util.h"
 
-#include <ftw.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,15 +226,6 @@ static int report(const char *playbook, json_t *outline, json_t *probe)
     return problems;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int cd_check(const char *playbook, json_t *vars, json_t *attach, json_t *plugins, const char *scenario_path,
              const char *config, json_t *outline)
 {
@@ -264,11 +254,9 @@ int cd_check(const char *playbook, json_t *vars, json_t *attach, json_t *plugins
         json_object_set_new(probe_vars, name, json_string(value));
         free(value);
     }
-    const char *tmp = getenv("TMPDIR");
-    char *dir = ut_xasprintf("%s/irp-check-drill-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "irp check --drill: cannot make a temporary directory in %s\n", tmp && *tmp ? tmp : "/tmp");
-        free(dir);
+    char *dir = ut_temp_dir("irp-check-drill");
+    if (!dir) {
+        fprintf(stderr, "irp check --drill: cannot make a temporary directory: %s\n", strerror(errno));
         json_decref(probe_vars);
         sc_free(scenario);
         return IRP_EXIT_IOERR;
@@ -309,7 +297,7 @@ int cd_check(const char *playbook, json_t *vars, json_t *attach, json_t *plugins
                    drilled, drilled == 1 ? "" : "s");
         rc = problems ? IRP_EXIT_DATAERR : 0;
     }
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ut_remove_tree(dir);
     free(dir);
     json_decref(probe);
     json_decref(probe_vars);

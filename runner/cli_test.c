@@ -9,7 +9,6 @@
  * what `make check` does for the shipped playbooks, as one command for
  * an author's own.
  */
-#define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "proto.h"
 #include "scenario.h"
@@ -18,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,15 +68,6 @@ static void add_dir(json_t *files, const char *dir)
     free(items);
     json_decref(found);
     free(sub);
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
 }
 
 /* Runs `irp drill --scenario path` (plus extra) in state_dir; its output
@@ -281,18 +270,16 @@ int cli_test(int argc, char **argv)
             goto done;
         }
     }
-    const char *tmp = getenv("TMPDIR");
-    char *dir = ut_xasprintf("%s/irp-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
+    char *dir = ut_temp_dir("irp-test");
+    if (!dir) {
         fprintf(stderr, "irp test: cannot make a temporary directory: %s\n", strerror(errno));
-        free(dir);
         rc = IRP_EXIT_IOERR;
         goto done;
     }
     size_t i, passed = 0, total = json_array_size(files);
     json_t *f;
     json_array_foreach(files, i, f) passed += (size_t)test_one(json_string_value(f), dir, (int)i + 1, extra, verbose);
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ut_remove_tree(dir);
     free(dir);
     printf("%zu passed, %zu failed\n", passed, total - passed);
     rc = passed == total ? 0 : IRP_EXIT_FAILED;
