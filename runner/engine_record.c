@@ -33,6 +33,23 @@ static json_t *outline_step_ids(eng_run *r)
 }
 
 /* Creates the run directory, takes its lock and writes run.started. 0 or an exit code. */
+/* The paths of list made absolute (as given when they cannot be resolved). */
+static json_t *absolute_paths(json_t *list)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        char *abs = realpath(json_string_value(v), NULL);
+        json_array_append_new(out, json_string(abs ? abs : json_string_value(v)));
+        free(abs);
+    }
+    return out;
+}
+
 int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size)
 {
     const eng_options *opt = r->opt;
@@ -66,9 +83,10 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
                                 abs ? abs : opt->playbook, "sha256", hash, "steps", outline_step_ids(r), "inputs",
                                 json_object_get(r->outline, "vars"), "operator", r->operator_name, "host", host,
                                 "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
-    /* What a resume must load again to get the same steps. */
-    json_object_set_new(started, "attach", opt->attach ? json_incref(opt->attach) : json_array());
-    json_object_set_new(started, "plugins", opt->plugins ? json_incref(opt->plugins) : json_array());
+    /* What a resume must load again to get the same steps, found from
+     * wherever the resume is started. */
+    json_object_set_new(started, "attach", absolute_paths(opt->attach));
+    json_object_set_new(started, "plugins", absolute_paths(opt->plugins));
     free(abs);
     if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));
