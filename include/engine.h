@@ -145,6 +145,9 @@ void eng_set_state(eng_run *r, const char *id, const char *status, json_t *resul
 int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size);
 int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size);
 int eng_decide_in_flight(eng_run *r);
+/* Waits ms of run time (a drill's clock may run faster) while the loop
+ * runs timers, unless interrupted. */
+void eng_wait_ms(eng_run *r, int64_t ms);
 /* Replaces a dead worker with a fresh one that knows every recorded result. */
 int eng_restart_worker(eng_run *r);
 

@@ -114,7 +114,13 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
     size_t nchoices = json_is_array(choices) ? json_array_size(choices) : 0;
     json_t *answer = NULL;
     const char *via = "operator";
+    /* A scripted answer may take the players time: not the step's. */
+    int64_t scripted_at = ut_mono_ms();
+    sw_pause_deadline(&r->worker);
     char *scripted = r->fx->scripted ? r->fx->scripted(r, c->step, is_confirm ? "confirm" : "ask") : NULL;
+    if (r->step_deadline_mono)
+        r->step_deadline_mono += ut_mono_ms() - scripted_at;
+    sw_resume_deadline(&r->worker);
     if (scripted) {
         /* A scripted answer that fits no choice is refused like a typed one would be. */
         if (is_confirm) {

@@ -25,8 +25,7 @@ static void timer_noop(uv_timer_t *t)
     (void)t;
 }
 
-/* Waits ms of run time (a drill's clock may run faster), unless interrupted. */
-static void wait_ms(eng_run *r, int64_t ms)
+void eng_wait_ms(eng_run *r, int64_t ms)
 {
     if (r->opt->drill && r->opt->speed > 1)
         ms = (int64_t)((double)ms / r->opt->speed);
@@ -274,7 +273,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
             json_decref(traceback);
             free(why);
             free(kind_copy);
-            wait_ms(r, delay);
+            eng_wait_ms(r, delay);
             if (r->interrupted)
                 return OUT_STOPPED;
             continue;

@@ -17,7 +17,7 @@
 static const char *const top_fields[] = {"title", "narrative", "playbook", "inputs", "participants", "speed",
                                          "injects", "answers", "outcomes", "expect", NULL};
 static const char *const inject_fields[] = {"at", "on", "step", "text", NULL};
-static const char *const answer_fields[] = {"manual", "approval", "ask", "confirm", NULL};
+static const char *const answer_fields[] = {"manual", "approval", "ask", "confirm", "after", NULL};
 static const char *const outcome_fields[] = {"code", "stdout", "stderr", "status", "body", "headers", NULL};
 static const char *const expect_fields[] = {"status", "decisions", "escalations", "skipped", "failed", NULL};
 static const char *const participant_fields[] = {"name", "role", NULL};
@@ -185,7 +185,17 @@ static void read_answers(sc_job *job, json_t *obj, int base)
                 json_decref(out);
                 return;
             }
-            for (int k = 0; answer_fields[k]; k++) {
+            const char *after = pr_str(v, "after");
+            int64_t after_ms = 0;
+            if (json_object_get(v, "after") && (!after || ut_parse_duration(after, &after_ms) < 0 || after_ms < 0)) {
+                sc_fail(job, line, "answers[\"%s\"].after must be a duration such as \"12m\" (how long the players take)",
+                        step);
+                json_decref(out);
+                return;
+            }
+            if (after_ms > 0)
+                json_object_set_new(out, "after_ms", json_integer(after_ms));
+            for (int k = 0; answer_fields[k] && strcmp(answer_fields[k], "after") != 0; k++) {
                 json_t *a = json_object_get(v, answer_fields[k]);
                 if (!a)
                     continue;

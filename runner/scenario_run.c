@@ -49,19 +49,38 @@ json_t *dr_next_outcome(eng_run *r, const char *step)
     return next_of(r->drill->calls, step, json_object_get(sc->outcomes, step));
 }
 
+/* The players' thinking time (answers[step].after) passes on the drill
+ * clock before a scripted answer: timers, injects and escalation run. */
+static void think(eng_run *r, json_t *a)
+{
+    int64_t ms = pr_int(a, "after_ms", 0);
+    if (ms <= 0)
+        return;
+    char d[32];
+    ut_format_duration(ms, d, sizeof d);
+    tm_line(TM_DIM, "      (the players take %s)", d);
+    eng_wait_ms(r, ms);
+}
+
 char *dr_scripted(eng_run *r, const char *step, const char *kind)
 {
     const sc_scenario *sc = scen(r);
     json_t *a = sc && step ? json_object_get(sc->answers, step) : NULL;
     if (!a)
         return NULL;
+    char *answer = NULL;
     if (!strcmp(kind, "manual") || !strcmp(kind, "approval"))
-        return pr_str(a, kind) ? ut_xstrdup(pr_str(a, kind)) : NULL;
-    json_t *list = json_object_get(a, kind);
-    if (!list && !strcmp(kind, "confirm"))
-        list = json_object_get(a, "ask"); /* ask = "yes" answers a confirm too */
-    json_t *v = next_of(r->drill->asks, step, list);
-    return json_is_string(v) ? ut_xstrdup(json_string_value(v)) : NULL;
+        answer = pr_str(a, kind) ? ut_xstrdup(pr_str(a, kind)) : NULL;
+    else {
+        json_t *list = json_object_get(a, kind);
+        if (!list && !strcmp(kind, "confirm"))
+            list = json_object_get(a, "ask"); /* ask = "yes" answers a confirm too */
+        json_t *v = next_of(r->drill->asks, step, list);
+        answer = json_is_string(v) ? ut_xstrdup(json_string_value(v)) : NULL;
+    }
+    if (answer)
+        think(r, a);
+    return answer;
 }
 
 /* ------------------------------------------------------------ injects */
@@ -175,7 +194,7 @@ void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
     int64_t sim = json_is_integer(recorded) ? json_integer_value(recorded) : dr_sim_ms(r);
     if (!recorded)
         json_object_set_new(data, "sim_ms", json_integer(sim));
-    if (!strcmp(type, "step.started"))
+    if (!strcmp(type, "step.started") || !strcmp(type, "approval.requested")) /* waiting for approval is the phase's time */
         phase_mark(r, step, 1, sim);
     else if (!strcmp(type, "step.succeeded") || !strcmp(type, "step.failed") || !strcmp(type, "step.skipped"))
         phase_mark(r, step, 0, sim);

@@ -27,7 +27,7 @@ Most of the team is off for the weekend; the incident commander joins by phone.]
     { name = "Alex", role = "legal counsel" },
     { name = "Facilitator", role = "reads the injects, keeps time" },
   },
-  speed = 60, -- one exercise minute per real second
+  speed = 300, -- one exercise minute in 0.2 s: the whole night in about ten seconds
 
   injects = {
     { on = "step_start", step = "confirm",
@@ -39,18 +39,22 @@ Most of the team is off for the weekend; the incident commander joins by phone.]
     { on = "step_end", step = "verify-isolation",
       text = "Jordan: the same hash was seen on web-08 two hours ago, quarantined, never escalated. "
         .. "Is web-08 in scope?" },
-    { at = "T+1m", text = "A journalist e-mails the press office asking whether customer data was stolen." },
+    { at = "T+20m", text = "A journalist e-mails the press office asking whether customer data was stolen." },
     { on = "step_start", step = "notify-legal",
       text = "Alex (legal) joins the bridge: the 72-hour GDPR clock may already be running." },
   },
 
   answers = {
-    ["confirm"] = "done: ransom note README-LOCKBIT.txt in /srv/app/data, mass renames to *.lockbit (EDR console)",
-    ["isolate-edr"] = "approve: Priya, by phone at 23:52",
-    ["protect-backups"] = "done: restic repo on backup-01 set append-only, retention jobs paused",
-    ["contain-others"] = "done: web-08 isolated by Jordan via the EDR console",
-    ["collect-evidence"] = "approve: Priya",
-    ["notify-legal"] = "done: Alex informed 00:21; DPO on standby",
+    -- `after`: how long the players take to answer, on the drill clock (the
+    -- objectives, the 15-minute escalation tier and the T+20m inject depend on it).
+    ["confirm"] = { manual = "done: ransom note README-LOCKBIT.txt in /srv/app/data, mass renames to *.lockbit (EDR console)",
+                    after = "4m" },
+    -- Priya takes 3 minutes to pick up: the approval's 2-minute timeout pages SecOps (tier 2).
+    ["isolate-edr"] = { approval = "approve: Priya, by phone at 23:52", after = "3m" },
+    ["protect-backups"] = { manual = "done: restic repo on backup-01 set append-only, retention jobs paused", after = "5m" },
+    ["contain-others"] = { manual = "done: web-08 isolated by Jordan via the EDR console", after = "6m" },
+    ["collect-evidence"] = { approval = "approve: Priya", after = "2m" },
+    ["notify-legal"] = { manual = "done: Alex informed 00:21; DPO on standby", after = "8m" },
     ["root-cause"] = "done: exposed admin panel, reused VPN password (initial access 22:58)",
     ["rotate-credentials"] = "done: service and admin credentials rotated, sessions revoked",
     ["rebuild"] = "done: web-07 rebuilt from golden image 2026.11",
@@ -76,7 +80,7 @@ Most of the team is off for the weekend; the incident commander joins by phone.]
       ["release-isolation"] = "deny",
       ["confirm"] = "done",
     },
-    escalations = { 1 },
+    escalations = { 1, 2 },  -- tier 2: the approval waited past its timeout; contained within 30m, no tier 3
     skipped = { "isolate-firewall", "isolate-by-hand", "release-isolation", "post-release-check" },
   },
 }

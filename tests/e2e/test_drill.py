@@ -466,3 +466,37 @@ def test_check_drill_waits_for_nothing_and_survives_a_spinning_step(env):
     check(r.code == 65 and r.elapsed < 10 * SLACK, "ends in seconds, not hours", r)
     check('step "spin" fails in a drill (timeout)' in r.err, "the spinning step is named", r)
     check('step "huge" fails in a drill' in r.err and 'step "nap"' not in r.err, "sleeps do not wait", r)
+
+
+def test_drill_scripted_answers_take_the_players_time(env):
+    # answers[...].after: the players' thinking time passes on the drill clock
+    # (1200x: 40 minutes is 2 real seconds), so objectives, timed injects and
+    # escalation are exercised by an unattended drill too.
+    pb = env.playbook('''
+        step "iso" { phase = "containment", approval = "ic", run = function(ctx) return 1 end },
+        step "pick" { phase = "containment", timeout = "30s",
+                      run = function(ctx) return ctx.ask("Which site?", { "west", "east" }) end },
+    ''', header='''phases = { "containment" }, objectives = { contain_within = "30m" },
+                   escalation = { { notify = { "ops" } }, { after = "1h", notify = { "ops" } } },''')
+    scn = scenario(env, '''
+      speed = 1200,
+      injects = { { at = "T+10m", text = "Ten minutes in." } },
+      answers = { iso = { approval = "approve", after = "40m" }, pick = { ask = "east", after = "10m" } },
+      expect = { status = "succeeded", escalations = { 1, 2 }, decisions = { iso = "approve", pick = "east" } },
+    ''')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0, "every expectation held", r)
+    check("(the players take 40m00s)" in r.out or "(the players take 40m)" in r.out, "the thinking time is shown", r)
+    recs = env.journal()
+    inj = [x for x in recs if x["type"] == "inject.shown"]
+    check(len(inj) == 1 and 600000 <= inj[0]["data"]["sim_ms"] < 2400000, "the timed inject came while they thought", inj)
+    esc = [x["data"] for x in recs if x["type"] == "escalation.triggered"]
+    check(any("contain_within" in e["reason"] for e in esc), "the objective breached and escalated: %r" % esc)
+    card = env.record("drill.scorecard")["data"]
+    obj = card["objectives"][0]
+    check(obj["objective"] == "contain_within" and obj["verdict"] == "breached", "breached on the scorecard", card)
+    check(card["phases"][0]["duration_ms"] >= 50 * 60000, "the phase took the players' time", card)
+    check(env.record("step.succeeded", "pick")["data"]["result"] == "east", "the step's deadline waited for them")
+    bad = scenario(env, 'answers = { iso = { approval = "approve", after = "soon" } },', name="bad.lua")
+    r = env.drill(pb, "--scenario", bad)
+    check(r.code == 65 and "bad.lua:2: answers[\"iso\"].after must be a duration" in r.err, "a bad after", r)
