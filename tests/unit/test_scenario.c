@@ -133,6 +133,21 @@ static void test_playbook_and_inputs(void **state)
     expect_error("return scenario {\n  playbook = 3,\n}\n", "scn.lua:2: playbook must be");
 }
 
+static void test_answer_thinking_time(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sc_scenario *sc = load("return scenario { answers = { a = { manual = \"done\", after = \"12m\" }, b = \"done\" } }\n",
+                           err, sizeof err);
+    assert_non_null(sc);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sc->answers, "a"), "after_ms")), 12 * 60000);
+    assert_null(json_object_get(json_object_get(sc->answers, "b"), "after_ms"));
+    sc_free(sc);
+    expect_error("return scenario {\n answers = { a = { manual = \"done\", after = 5 } },\n}\n",
+                 "scn.lua:2: answers[\"a\"].after must be a duration");
+    expect_error("return scenario {\n answers = { a = { manual = \"done\", aftr = \"5m\" } },\n}\n", "after");
+}
+
 static void test_sandbox(void **state)
 {
     (void)state;
@@ -192,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_complete_scenario),
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_playbook_and_inputs),
+        cmocka_unit_test(test_answer_thinking_time),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_check_steps),
     };
