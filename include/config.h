@@ -12,6 +12,7 @@
 #ifndef IRP_CONFIG_H
 #define IRP_CONFIG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,11 +51,20 @@ typedef struct cf_notifier {
     int line;                /* where it is defined (0 if unknown) */
 } cf_notifier;
 
+/* One entry of the `attach` section: a local attach file for a playbook. */
+typedef struct cf_attach {
+    char *playbook;          /* playbook id */
+    char *path;              /* as written, relative to the configuration's directory */
+    int line;
+} cf_attach;
+
 typedef struct cf_config {
     char *path;              /* NULL for the embedded default */
     int embedded;            /* 1: the stdout notifier answers to any name */
     cf_notifier *items;
     size_t count;
+    cf_attach *attach;       /* the `attach` section (config_attach.c) */
+    size_t nattach;
 } cf_config;
 
 #define CF_DEFAULT_TIMEOUT_MS 10000
@@ -92,5 +102,9 @@ int cf_kind_tracks(nt_kind kind);
 const char *cf_resolve(const cf_value *v, char *err, size_t err_size);
 /* 1 when the value is set. */
 int cf_value_set(const cf_value *v);
+
+/* Appends the `attach` section to a load request's attach list, as
+ * {"playbook": id, "path": file} items (applied to that playbook only). */
+void cf_attach_append(const cf_config *c, json_t *list);
 
 #endif

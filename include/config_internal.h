@@ -1,6 +1,7 @@
 /*
  * config_internal.h — shared by config.c (the Lua state) and
- * config_fields.c (checking notifier tables): the load in progress.
+ * config_fields.c (checking notifier tables) and config_attach.c (the
+ * attach section): the load in progress.
  * Depends on: Lua 5.4, config.h.
  */
 #ifndef IRP_CONFIG_INTERNAL_H
@@ -31,5 +32,8 @@ int cf_is_secret(lua_State *L, int idx);
 /* Checks the notifiers table at idx (nil: none) into job->out.
  * [-0, +0, e] */
 void cf_read_notifiers(lua_State *L, cf_job *job, int idx);
+/* Checks the attach section at idx (nil: none) into job->out
+ * (config_attach.c). [-0, +0, e] */
+void cf_read_attach(lua_State *L, cf_job *job, int idx);
 
 #endif

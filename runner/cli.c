@@ -4,6 +4,7 @@
  * help.
  */
 #include "cli.h"
+#include "config.h"
 #include "engine.h"
 #include "notify.h"
 #include "resume.h"
@@ -217,6 +218,19 @@ static int cmd_run(const char *command, int argc, char **argv)
         fprintf(stderr, "irp %s: cannot read playbook '%s'\n", command, o.playbook);
         rc = IRP_EXIT_DATAERR;
         goto done;
+    }
+    {
+        /* The configuration's attach section joins --attach (a resume
+         * reloads what run.started recorded instead). */
+        char err[1024];
+        cf_config *cfg = cf_load(o.config, err, sizeof err);
+        if (!cfg) {
+            fprintf(stderr, "%s\n", err);
+            rc = IRP_EXIT_DATAERR;
+            goto done;
+        }
+        cf_attach_append(cfg, attach);
+        cf_free(cfg);
     }
     rc = eng_run_playbook(&o);
 done:

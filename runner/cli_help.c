@@ -49,12 +49,13 @@ static const char *const run_help =
     "  -v, --var KEY=VALUE  an input of the playbook (repeatable)\n"
     "  --run-id ID          name the run (default: date-time-random)\n"
     "  --state-dir DIR      where runs are kept (default $IRP_STATE_DIR or ./.irp)\n"
-    "  --config FILE        notifier configuration (default $IRP_CONFIG, ./irp.conf.lua,\n"
-    "                       else the built-in stdout notifier)\n"
+    "  --config FILE        notifiers and the attach section (default $IRP_CONFIG,\n"
+    "                       ./irp.conf.lua, else the built-in stdout notifier)\n"
     "  --yes                answer every manual step done and every approval granted\n"
     "                       (unattended; journaled as --yes)\n"
     "  --memory SIZE        memory cap for the playbook's Lua (default 256M)\n"
-    "  --attach FILE        add local steps (repeatable)\n"
+    "  --attach FILE        add local steps (repeatable; the configuration's attach\n"
+    "                       section adds the files listed for this playbook's id)\n"
     "  --plugins DIR        search DIR for plugins (repeatable)\n"
     "\n"
     "Exit: 0 every step done, 1 the run failed, 65 the playbook or an input is wrong\n"
@@ -102,11 +103,13 @@ static const char *const drill_help =
     "expectation held, else 1 with each mismatch printed (a playbook test for CI).\n";
 
 static const char *const check_help =
-    "usage: irp check PLAYBOOK... [--attach FILE]... [--plugins DIR]...\n"
+    "usage: irp check PLAYBOOK... [--attach FILE]... [--plugins DIR]... [--config FILE]\n"
     "       irp check PLAYBOOK --drill [--scenario FILE] [-v KEY=VALUE]... [--config FILE]\n"
     "\n"
     "Loads each playbook in the sandbox and reports every problem as\n"
     "FILE:LINE: what is wrong. Nothing runs. Required inputs need not be given.\n"
+    "Local steps are merged as a run would: --attach files and the configuration's\n"
+    "attach section (--config, $IRP_CONFIG or ./irp.conf.lua).\n"
     "\n"
     "--drill also drills each playbook once, quietly (every side effect simulated,\n"
     "prompts answered by the scenario or as --yes would, no waiting, nothing kept),\n"
@@ -126,11 +129,12 @@ static const char *const list_help =
     "current directory) with their id, severity, number of steps and title.\n";
 
 static const char *const show_help =
-    "usage: irp show PLAYBOOK [--attach FILE]... [--plugins DIR]...\n"
+    "usage: irp show PLAYBOOK [--attach FILE]... [--plugins DIR]... [--config FILE]\n"
     "\n"
     "Prints a playbook's outline: inputs, objectives, escalation tiers, and every step\n"
-    "by phase with its kind, approval, timeout, retries and on_failure. With --attach,\n"
-    "the merged outline: attached steps are marked with the file they come from.\n";
+    "by phase with its kind, approval, timeout, retries and on_failure. With --attach\n"
+    "(or the configuration's attach section), the merged outline: attached steps are\n"
+    "marked with the file they come from.\n";
 
 static const char *const verify_help =
     "usage: irp verify RUN_ID|JOURNAL_FILE [--state-dir DIR]\n"

@@ -5,6 +5,7 @@
  */
 #include "check_drill.h"
 #include "cli.h"
+#include "config.h"
 #include "engine.h"
 #include "scenario.h"
 #include "util.h"
@@ -39,6 +40,26 @@ static int take_load_option(int argc, char **argv, int *i)
         *list = json_array();
     json_array_append_new(*list, json_string(v));
     return 1;
+}
+
+/* Adds the configuration's attach section (config.h; --config, else
+ * $IRP_CONFIG, else ./irp.conf.lua) to the attach files, as a run would.
+ * 0, or -1 after printing why the configuration is bad. */
+static int take_config_attach(const char *config)
+{
+    char err[1024];
+    cf_config *c = cf_load(config, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    if (c->nattach) {
+        if (!attach_files)
+            attach_files = json_array();
+        cf_attach_append(c, attach_files);
+    }
+    cf_free(c);
+    return 0;
 }
 
 /* Loads path; prints problems. Returns the outline (new ref) or NULL. */
@@ -163,12 +184,17 @@ int cli_check(int argc, char **argv)
             return IRP_EXIT_DATAERR;
         }
     }
-    if (!json_array_size(files) || ((scenario || config || json_object_size(vars)) && !drill)) {
+    if (!json_array_size(files) || ((scenario || json_object_size(vars)) && !drill)) {
         fprintf(stderr, "irp check: %s (irp check --help)\n",
-                json_array_size(files) ? "--scenario, --config and -v go with --drill" : "which playbook?");
+                json_array_size(files) ? "--scenario and -v go with --drill" : "which playbook?");
         json_decref(files);
         json_decref(vars);
         return IRP_EXIT_USAGE;
+    }
+    if (take_config_attach(config) < 0) {
+        json_decref(files);
+        json_decref(vars);
+        return IRP_EXIT_DATAERR;
     }
     json_t *none = json_array();
     size_t fi;
@@ -179,8 +205,14 @@ int cli_check(int argc, char **argv)
         int nerr = 0;
         json_t *o = load_quiet(file, 1, &nerr);
         if (o) {
-            printf("ok  %s: %s, %zu steps\n", file, pr_str(o, "id") ? pr_str(o, "id") : "?",
+            size_t si, nattached = 0;
+            json_t *sv;
+            json_array_foreach(json_object_get(o, "steps"), si, sv) nattached += pr_str(sv, "source") && strcmp(pr_str(sv, "source"), "playbook") != 0;
+            printf("ok  %s: %s, %zu steps", file, pr_str(o, "id") ? pr_str(o, "id") : "?",
                    json_array_size(json_object_get(o, "steps")));
+            if (nattached)
+                printf(" (%zu attached)", nattached);
+            printf("\n");
             if (drill) {
                 int rc = cd_check(file, vars, attach_files ? attach_files : none, plugin_dirs ? plugin_dirs : none,
                                   scenario, config, o);
@@ -303,11 +335,19 @@ int cli_show(int argc, char **argv)
         fprintf(stderr, "irp show: which playbook? (irp show --help)\n");
         return IRP_EXIT_USAGE;
     }
-    const char *file = NULL;
+    const char *file = NULL, *config = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             cli_help("show");
             return 0;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "irp show: --config needs a configuration file (irp show --help)\n");
+                return IRP_EXIT_USAGE;
+            }
+            config = argv[++i];
+            continue;
         }
         int taken = take_load_option(argc, argv, &i);
         if (taken < 0 || (!taken && (argv[i][0] == '-' || file))) {
@@ -321,6 +361,8 @@ int cli_show(int argc, char **argv)
         fprintf(stderr, "irp show: which playbook? (irp show --help)\n");
         return IRP_EXIT_USAGE;
     }
+    if (take_config_attach(config) < 0)
+        return IRP_EXIT_DATAERR;
     json_t *o = load_quiet(file, 1, NULL);
     if (!o)
         return IRP_EXIT_DATAERR;

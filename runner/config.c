@@ -244,7 +244,7 @@ static void cf_runtime_error(cf_job *job, const char *msg)
  * table, else the globals it set. Unknown settings are errors. [-0, +1, e] */
 static int cf_settings(lua_State *L, cf_job *job, int returned)
 {
-    static const char *const known[] = {"notifiers", NULL};
+    static const char *const known[] = {"notifiers", "attach", NULL};
     if (lua_istable(L, returned)) {
         lua_pushvalue(L, returned);
         lua_pushnil(L);
@@ -256,7 +256,7 @@ static int cf_settings(lua_State *L, cf_job *job, int returned)
                 lua_pop(L, 1);
                 return 0;
             }
-            if (strcmp(k, "notifiers") != 0) {
+            if (strcmp(k, "notifiers") != 0 && strcmp(k, "attach") != 0) {
                 const char *hint = ut_closest(k, known, 3);
                 cf_fail(job, cf_find_line(job, 1, k, 1), "unknown setting '%s'%s%s%s", k,
                         hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
@@ -284,8 +284,8 @@ static int cf_settings(lua_State *L, cf_job *job, int returned)
         int unchanged = lua_rawequal(L, -1, -2);
         lua_pop(L, 1);
         if (!unchanged) {
-            if (k && !strcmp(k, "notifiers")) {
-                lua_setfield(L, base + 1, "notifiers");
+            if (k && (!strcmp(k, "notifiers") || !strcmp(k, "attach"))) {
+                lua_setfield(L, base + 1, k);
                 continue;
             }
             const char *hint = k ? ut_closest(k, known, 3) : NULL;
@@ -324,8 +324,24 @@ static int cf_pmain(lua_State *L)
     }
     if (!cf_settings(L, job, 1))
         return 0;
-    lua_getfield(L, -1, "notifiers");
+    int settings = lua_gettop(L);
+    lua_getfield(L, settings, "attach");
+    int has_attach = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, settings, "notifiers");
+    if (lua_isnil(L, -1) && has_attach) {
+        /* a file with only an attach section keeps the default stdout notifier */
+        cf_config *d = cf_default();
+        job->out->embedded = 1;
+        job->out->items = d->items;
+        job->out->count = d->count;
+        d->items = NULL;
+        d->count = 0;
+        cf_free(d);
+    }
     cf_read_notifiers(L, job, lua_gettop(L));
+    lua_getfield(L, settings, "attach");
+    cf_read_attach(L, job, lua_gettop(L));
     return 0;
 }
 
@@ -454,6 +470,11 @@ void cf_free(cf_config *c)
         free(n->source);
     }
     free(c->items);
+    for (size_t i = 0; i < c->nattach; i++) {
+        free(c->attach[i].playbook);
+        free(c->attach[i].path);
+    }
+    free(c->attach);
     free(c->path);
     free(c);
 }

@@ -33,18 +33,25 @@ static json_t *outline_step_ids(eng_run *r)
 }
 
 /* Creates the run directory, takes its lock and writes run.started. 0 or an exit code. */
-/* The paths of list made absolute (as given when they cannot be resolved). */
-static json_t *absolute_paths(json_t *list)
+/* The paths of list made absolute (as given when they cannot be resolved);
+ * items of the configuration's attach section only when they are for
+ * playbook id. */
+static json_t *absolute_paths(json_t *list, const char *id)
 {
     json_t *out = json_array();
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
     {
-        if (!json_is_string(v))
+        /* a path, or {"playbook","path"} from the configuration's attach section */
+        const char *p = json_is_string(v) ? json_string_value(v) : json_string_value(json_object_get(v, "path"));
+        if (!p || (!json_is_string(v) && (!id || strcmp(id, pr_str(v, "playbook") ? pr_str(v, "playbook") : ""))))
             continue;
-        char *abs = realpath(json_string_value(v), NULL);
-        json_array_append_new(out, json_string(abs ? abs : json_string_value(v)));
+        char *abs = realpath(p, NULL);
+        json_t *item = json_string(abs ? abs : p);
+        if (!json_is_string(v))
+            item = json_pack("{s:O, s:o}", "playbook", json_object_get(v, "playbook"), "path", item);
+        json_array_append_new(out, item);
         free(abs);
     }
     return out;
@@ -85,8 +92,8 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
                                 "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
     /* What a resume must load again to get the same steps, found from
      * wherever the resume is started. */
-    json_object_set_new(started, "attach", absolute_paths(opt->attach));
-    json_object_set_new(started, "plugins", absolute_paths(opt->plugins));
+    json_object_set_new(started, "attach", absolute_paths(opt->attach, pr_str(r->outline, "id")));
+    json_object_set_new(started, "plugins", absolute_paths(opt->plugins, NULL));
     free(abs);
     if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));

@@ -495,6 +495,30 @@ static void install_require(sb_state *sb, const pb_request *req, json_t *problem
     free(dirs);
 }
 
+/* An attach list item: a path, or {"playbook": id, "path": p} from the
+ * configuration's attach section (config.h). NULL when neither. */
+static const char *attach_item_path(const json_t *item)
+{
+    return json_is_string(item) ? json_string_value(item) : json_string_value(json_object_get(item, "path"));
+}
+
+/* The id the playbook object at idx declares, or NULL. The string stays
+ * reachable from the object. [-0, +0, -] */
+static const char *playbook_id(lua_State *L, int idx)
+{
+    const char *id = NULL;
+    lua_pushliteral(L, "spec");
+    lua_rawget(L, idx);
+    if (lua_istable(L, -1)) {
+        lua_pushliteral(L, "id");
+        lua_rawget(L, -2);
+        id = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return id;
+}
+
 int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **errors)
 {
     lua_State *L = sb->L;
@@ -509,7 +533,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     const char **paths = ut_xcalloc(nattach + 2, sizeof *paths);
     paths[0] = req->file;
     for (size_t i = 0; i < nattach; i++) {
-        const char *p = json_string_value(json_array_get(req->attach, i));
+        const char *p = attach_item_path(json_array_get(req->attach, i));
         paths[i + 1] = p ? p : "?";
     }
 
@@ -528,10 +552,14 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     }
 
     /* attach files: each returns an attach block or a list of them */
+    const char *pb_id = have_pb ? playbook_id(L, pb_idx) : NULL;
     lua_newtable(L);
     int attach_idx = lua_gettop(L);
     for (size_t i = 0; i < nattach; i++) {
         const char *path = paths[i + 1];
+        const char *only_for = json_string_value(json_object_get(json_array_get(req->attach, i), "playbook"));
+        if (only_for && (!pb_id || strcmp(only_for, pb_id) != 0))
+            continue; /* the configuration's attach section, for another playbook */
         if (!run_chunk(sb, path, req, paths, problems))
             continue;
         int r = lua_gettop(L);

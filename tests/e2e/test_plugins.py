@@ -4,7 +4,8 @@ drill path, of the live paths this machine allows (evidence collection of
 real files; PostgreSQL promote and pg_basebackup when the server binaries are
 installed; nftables and iptables inside a fresh network namespace when those
 tools are installed; the HTTP plugins against a local stand-in server), and
-of --attach (before / after / at_end_of, and its errors)."""
+of --attach (before / after / at_end_of, and its errors) and of the
+configuration's attach section."""
 import glob
 import hashlib
 import json
@@ -371,8 +372,12 @@ def test_attach_before_after_at_end_of(env):
 }
 ''')
     r = env.irp("show", pb, "--attach", local)
-    if r.code == 0:
-        check("attached from" in r.out, "show marks attached steps", r)
+    check(r.code == 0, "show loads the merged playbook", r)
+    marked = [line.split()[1] for line in r.out.splitlines() if line.strip()[:1].isdigit()]
+    check(marked == ["x0", "a", "x3", "b", "x1", "x2", "c"], "show prints the merged outline: %r" % marked, r)
+    check(r.out.count("attached from " + local) == 4, "show marks exactly the attached steps", r)
+    r = env.irp("check", pb, "--attach", local)
+    check(r.code == 0 and "7 steps (4 attached)" in r.out, "check counts the attached steps", r)
     drill_ok(env, pb, "--attach", local)
     order = [rec["step"] for rec in env.journal() if rec["type"] == "step.succeeded"]
     check(order == ["x0", "a", "x3", "b", "x1", "x2", "c"], "merged order %r" % order)
@@ -397,6 +402,47 @@ def test_attach_errors_are_named(env):
     check('local.lua:3: attached step "b" collides with the step of the same id at ' in r.err,
           "the collision is reported at the attach file's line", r)
     check(not os.path.exists(os.path.join(env.state, "runs")), "nothing ran")
+
+
+def test_attach_section_of_the_configuration(env):
+    """The configuration's attach section: local steps by playbook id,
+    paths from the configuration's directory, applied by run, drill, check
+    and show alike; an entry for another playbook is not applied; a resume
+    reloads what run.started recorded, from anywhere."""
+    clean(env)
+    pb = env.write("pb.lua", ATTACH_PB)
+    env.write("team/local/legal.lua", 'return attach { after = "b", step "tell-legal" { manual = "Call counsel." } }\n')
+    env.write("team/local/other.lua", 'return attach { after = "nosuch", step "zzz" { manual = "x" } }\n')
+    conf = env.write("team/irp.conf.lua", '''attach = {
+  t = { "local/legal.lua" },
+  ["other-playbook"] = "local/other.lua",
+}
+''')
+    legal = os.path.join(env.dir, "team/local/legal.lua")
+    r = env.irp("show", pb, "--config", conf)
+    check(r.code == 0 and "tell-legal" in r.out and "attached from %s" % legal in r.out, "show merges it", r)
+    r = env.irp("check", pb, env={"IRP_CONFIG": conf})
+    check(r.code == 0 and "4 steps (1 attached)" in r.out, "check applies $IRP_CONFIG's attach section", r)
+    r = env.irp("check", pb, "--config", conf, "--attach", env.write("dup.lua",
+                'return attach { before = "a", step "tell-legal" { manual = "y" } }\n'))
+    check(r.code == 65 and 'duplicate step id "tell-legal"' in r.err, "a collision with --attach is reported", r)
+
+    r = env.run(pb, "--config", conf)  # no input: stops at the manual step
+    check(r.code == 75, "the run stops at the first manual step", r)
+    check(env.record("run.started")["data"]["attach"] == [{"playbook": "t", "path": legal}],
+          "run.started records the attach file applied (not the other playbook's)")
+    check(env.record("step.started", "tell-legal")["data"]["attached_from"] == legal, "the journal names the file")
+    r = env.irp("resume", "r1", "--state-dir", env.state, "--yes", env={"IRP_CONFIG": ""})
+    check(r.code == 0, "the resume reloads the recorded attach file without the configuration", r)
+    order = [x["step"] for x in env.journal() if x["type"] == "step.succeeded"]
+    check(order == ["a", "b", "tell-legal", "c"], "merged order %r" % order)
+
+    bad = env.write("team/bad.lua", 'notifiers = { log = { type = "stdout" } }\nattach = {\n  t = { "local/nope.lua" },\n}\n')
+    for cmd in (("check", pb, "--config", bad), ("show", pb, "--config", bad),
+                ("drill", pb, "--yes", "--config", bad, "--state-dir", env.state, "--run-id", "r2")):
+        r = env.irp(*cmd)
+        check(r.code == 65 and "bad.lua:3: attach.t: cannot read attach file" in r.err, "%s names it" % cmd[0], r)
+    check(not os.path.exists(os.path.join(env.state, "runs", "r2")), "nothing ran")
 
 
 PROBE = '''import socket, sys

@@ -7,7 +7,8 @@
  * durations and URLs, unknown settings, syntax and runtime errors, an
  * endless loop (deadline), a memory hog (cap), and a sandbox without io,
  * os, load or require. Also cf_load's search order and the embedded
- * default.
+ * default, and the attach section (config_attach.c): paths taken from the
+ * configuration's directory, by playbook id, and its errors.
  * Depends on: cmocka, config.h, secrets.h.
  */
 #include "config.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -270,6 +272,86 @@ static void test_resolve_secrets(void **state)
     unsetenv("IRP_TEST_CONFIG_SECRET");
 }
 
+static void test_attach_section(void **state)
+{
+    (void)state;
+    char err[512];
+    char dir[] = "/tmp/irp-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *sub = NULL, *a = NULL, *b = NULL, *conf = NULL;
+    assert_true(asprintf(&sub, "%s/local", dir) > 0 && asprintf(&a, "%s/local/a.lua", dir) > 0 &&
+                asprintf(&b, "%s/local/b.lua", dir) > 0 && asprintf(&conf, "%s/irp.conf.lua", dir) > 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    fclose(fopen(a, "w"));
+    fclose(fopen(b, "w"));
+
+    /* relative to the configuration's directory, in order; no notifiers:
+     * the embedded stdout notifier stays */
+    const char *text = "attach = {\n  ransomware = { \"local/a.lua\", \"local/b.lua\" },\n"
+                       "  [\"db-failover\"] = \"local/b.lua\",\n}\n";
+    cf_config *c = cf_load_text(text, strlen(text), conf, err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->nattach, 3);
+    assert_true(c->embedded);
+    assert_non_null(cf_find(c, "anyone"));
+    int seen_a = 0, seen_b = 0, seen_db = 0;
+    for (size_t i = 0; i < c->nattach; i++) {
+        if (!strcmp(c->attach[i].playbook, "ransomware") && !strcmp(c->attach[i].path, a)) {
+            seen_a = 1;
+            assert_int_equal(c->attach[i].line, 2);
+            assert_false(seen_b); /* the list keeps its order */
+        }
+        seen_b |= !strcmp(c->attach[i].playbook, "ransomware") && !strcmp(c->attach[i].path, b);
+        if (!strcmp(c->attach[i].playbook, "db-failover")) {
+            seen_db = 1;
+            assert_string_equal(c->attach[i].path, b);
+            assert_int_equal(c->attach[i].line, 3);
+        }
+    }
+    assert_true(seen_a && seen_b && seen_db);
+    json_t *list = json_array();
+    cf_attach_append(c, list);
+    assert_int_equal(json_array_size(list), 3);
+    assert_non_null(json_object_get(json_array_get(list, 0), "playbook"));
+    json_decref(list);
+    cf_free(c);
+
+    /* absolute paths as written; with notifiers, no embedded default */
+    char *t2 = NULL;
+    assert_true(asprintf(&t2, "return { notifiers = { x = { type = \"stdout\" } }, attach = { t = \"%s\" } }\n", a) > 0);
+    c = cf_load_text(t2, strlen(t2), "elsewhere/irp.conf.lua", err, sizeof err);
+    if (!c)
+        fail_msg("%s", err);
+    assert_int_equal(c->nattach, 1);
+    assert_string_equal(c->attach[0].path, a);
+    assert_false(c->embedded);
+    cf_free(c);
+    free(t2);
+
+    expect_error("attach = {\n  t = { \"nope.lua\" } }\n", "irp.conf.lua:2: attach.t: cannot read attach file 'nope.lua'");
+    expect_error("attach = \"x.lua\"\n", "irp.conf.lua:1: attach must be a table of playbook id");
+    expect_error("attach = {\n  [\"bad id\"] = \"x.lua\" }\n", "keys are playbook ids");
+    expect_error("attach = { \"x.lua\" }\n", "keys are playbook ids");
+    expect_error("attach = {\n  t = {} }\n", "irp.conf.lua:2: attach.t must be an attach file's path or a list of them, not an empty table");
+    expect_error("attach = {\n  t = { 5 } }\n", "attach.t: every entry must be the path of an attach file (a string), not a number");
+    expect_error("attach = {\n  t = { \"\" } }\n", "not an empty string");
+    expect_error("atach = {}\n", "unknown setting 'atach' (did you mean 'attach'?)");
+    char *t3 = NULL;
+    assert_true(asprintf(&t3, "attach = { t = { \"%s\", \"%s\" } }\n", a, a) > 0);
+    expect_error(t3, "is listed twice");
+    free(t3);
+
+    unlink(a);
+    unlink(b);
+    rmdir(sub);
+    rmdir(dir);
+    free(sub);
+    free(a);
+    free(b);
+    free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_embedded_default_and_search),
         cmocka_unit_test(test_resolve_secrets),
+        cmocka_unit_test(test_attach_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
