@@ -553,6 +553,8 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
 
     /* attach files: each returns an attach block or a list of them */
     const char *pb_id = have_pb ? playbook_id(L, pb_idx) : NULL;
+    char **loaded = ut_xcalloc(nattach + 1, sizeof *loaded);
+    size_t nloaded = 0;
     lua_newtable(L);
     int attach_idx = lua_gettop(L);
     for (size_t i = 0; i < nattach; i++) {
@@ -560,6 +562,17 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         const char *only_for = json_string_value(json_object_get(json_array_get(req->attach, i), "playbook"));
         if (only_for && (!pb_id || strcmp(only_for, pb_id) != 0))
             continue; /* the configuration's attach section, for another playbook */
+        /* the same file twice (--attach and the configuration, say) is loaded once */
+        char *real = realpath(path, NULL);
+        int seen = 0;
+        for (size_t k = 0; real && k < nloaded && !seen; k++)
+            seen = !strcmp(loaded[k], real);
+        if (seen) {
+            free(real);
+            continue;
+        }
+        if (real)
+            loaded[nloaded++] = real;
         if (!run_chunk(sb, path, req, paths, problems))
             continue;
         int r = lua_gettop(L);
@@ -595,6 +608,10 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         }
         lua_pop(L, 1);
     }
+
+    for (size_t k = 0; k < nloaded; k++)
+        free(loaded[k]);
+    free(loaded);
 
     take_dsl_problems(L, problems);
 

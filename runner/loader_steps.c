@@ -454,6 +454,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
     const char *eff = NULL;
     long prev_idx = -1;
     const char *prev_step = NULL;
+    size_t prev_i = 0;
     for (size_t i = 0; i < l->n; i++) {
         step_info *in = &info[i];
         if (in->explicit_phase) {
@@ -474,7 +475,19 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
         if (!eff)
             continue;
         long idx = phase_index(phases, eff);
-        if (idx < prev_idx)
+        if (idx < prev_idx && l->v[prev_i].source && !l->v[i].source) {
+            /* an attached step in a later phase than where it was put: the
+             * attach file is what is wrong, not the playbook's next step */
+            pb_problem(problems, info[prev_i].file, info[prev_i].line,
+                       "attached step \"%s\" is in phase '%s', but the playbook's step \"%s\" after it "
+                       "(%s:%d) is in the earlier phase '%s' (phases must not go backwards: leave out "
+                       "`phase` to take the phase where it is attached, or attach it in phase '%s')",
+                       prev_step, json_string_value(json_array_get(phases, (size_t)prev_idx)), in->id,
+                       in->file, in->line, eff, json_string_value(json_array_get(phases, (size_t)prev_idx)));
+            prev_idx = idx;
+            prev_step = in->id;
+            prev_i = i;
+        } else if (idx < prev_idx)
             pb_problem(problems, in->file, in->line,
                        "step \"%s\" is in phase '%s', which comes before phase '%s' of the earlier "
                        "step \"%s\" (phases must not go backwards)",
@@ -483,6 +496,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
         else {
             prev_idx = idx;
             prev_step = in->id;
+            prev_i = i;
         }
     }
 

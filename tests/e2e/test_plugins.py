@@ -402,6 +402,17 @@ def test_attach_errors_are_named(env):
     check('local.lua:3: attached step "b" collides with the step of the same id at ' in r.err,
           "the collision is reported at the attach file's line", r)
     check(not os.path.exists(os.path.join(env.state, "runs")), "nothing ran")
+    # an attached step whose phase is later than where it is put: the attach
+    # file's line is named, not the playbook's next step
+    late = env.write("late.lua", 'return attach {\n  after = "a",\n  step "y" { phase = "recover", run = function() end } }\n')
+    r = env.irp("check", pb, "--attach", late)
+    check(r.code == 65 and 'late.lua:3: attached step "y" is in phase \'recover\', but the playbook\'s step "b" '
+          'after it (%s:4) is in the earlier phase \'contain\'' % pb in r.err and "pb.lua:4:" not in r.err,
+          "the attached step is blamed", r)
+    # the same file given twice is loaded once
+    ok = env.write("ok.lua", 'return attach { after = "a", step "y" { run = function() end } }\n')
+    r = env.irp("check", pb, "--attach", ok, "--attach", os.path.join(env.dir, ".", "ok.lua"))
+    check(r.code == 0 and "4 steps (1 attached)" in r.out, "one file, loaded once", r)
 
 
 def test_attach_section_of_the_configuration(env):
