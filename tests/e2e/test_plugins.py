@@ -665,5 +665,34 @@ return playbook { id = "t", title = "T", inputs = { api = { required = true } },
         check("scim-token-1" not in open(env.journal_path()).read(), "the secret is not in the journal")
         patch = [b for (m, path, h, b) in api.requests if m == "PATCH" and path.startswith("/scim")][0]
         check(patch["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "a SCIM PatchOp: %r" % patch)
+
+        # the way back and the follow-ups, live too: new sessions revoked on
+        # their own, the account re-enabled, the status-page incident updated
+        api.sessions["2819c223"] = 2
+        del api.requests[:]
+        pb2 = env.write("pb2.lua", '''local account = require "account"
+local statuspage = require "statuspage"
+return playbook { id = "t2", title = "T2", inputs = { api = { required = true } }, steps = {
+  account.revoke_sessions { id = "revoke", url = "{{api}}/scim", user = "2819c223", auth_secret = "SCIM_AUTH" },
+  statuspage.update { id = "open", url = "{{api}}/status", name = "Logins degraded", status = "investigating",
+                      message = "Investigating" },
+  statuspage.update { id = "fixed", url = "{{api}}/status", incident = "{{steps.open.result.incident}}",
+                      status = "resolved", message = "Logins work again" },
+  account.enable { id = "enable", url = "{{api}}/scim", user = "2819c223", auth_secret = "SCIM_AUTH" },
+} }
+''')
+        r = env.irp("run", pb2, "--state-dir", env.state, "--run-id", "r2", "--yes", "-v", "api=" + api.url,
+                    env={"SCIM_AUTH": "Bearer scim-token-1"})
+        check(r.code == 0, "the recovery run against the local APIs succeeds", r)
+        check(api.sessions["2819c223"] == 0 and api.users["2819c223"]["active"] is True,
+              "sessions revoked and the account enabled again: %r" % api.users)
+        calls = [(m, path) for (m, path, h, b) in api.requests]
+        check(calls == [("DELETE", "/scim/Users/2819c223/sessions"), ("POST", "/status/incidents"),
+                        ("PATCH", "/status/incidents/inc-1"), ("PATCH", "/scim/Users/2819c223")],
+              "the requests made: %r" % calls)
+        fixed = [b for (m, path, h, b) in api.requests if path == "/status/incidents/inc-1"][0]
+        check(fixed == {"status": "resolved", "body": "Logins work again"}, "the incident update: %r" % fixed)
+        check(env.record("step.succeeded", "fixed", run="r2")["data"]["result"]["incident"] == "inc-1",
+              "the update names the incident")
     finally:
         api.stop()
