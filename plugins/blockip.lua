@@ -9,13 +9,21 @@
 --   blockip.api { id=, url=, addr=, auth_secret=, comment=, expires= }
 --       POST {url} with {"address":..,"comment":..,"expires":..} (a firewall
 --       or WAF's HTTP API); any 2xx is success.
--- addr: "203.0.113.7", "203.0.113.0/24", "2001:db8::/32" or a template.
+-- addr: "203.0.113.7", "203.0.113.0/24", "2001:db8::/32" or a template; a /0
+-- (every address) is refused, at load and again after the template is filled.
 local kit = require "irpkit"
 
 local M = {}
 
 local function addr_check(a)
-  return kit.addr_ok(a), "'" .. a .. "' is not an IP address or range (e.g. 203.0.113.7 or 203.0.113.0/24)"
+  if not kit.addr_ok(a) then
+    return false, "'" .. a .. "' is not an IP address or range (e.g. 203.0.113.7 or 203.0.113.0/24)"
+  end
+  -- a /0 is every address: the block would cut off the responder too
+  if tonumber(a:match("/(%d+)$") or "1") == 0 then
+    return false, "'" .. a .. "' is every address (a /0): refusing to block it"
+  end
+  return true
 end
 
 local function nft_script(addr)

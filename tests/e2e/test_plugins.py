@@ -100,6 +100,20 @@ return playbook { id = "t", title = "T", steps = {
     env.write("pb.lua", open(pb).read().replace('addr = "203.0.113.300"', 'adr = "203.0.113.3"'))
     r = env.irp("check", pb)
     check(r.code == 65 and "pb.lua:4:" in r.err and "unknown option 'adr'" in r.err, "unknown option", r)
+    # blocking every address would cut the responder off too: refused at check,
+    # and at run time when a template fills it in
+    text = open(pb).read()
+    for addr in ("0.0.0.0/0", "::/0"):
+        env.write("pb.lua", text.replace('adr = "203.0.113.3"', 'addr = "%s"' % addr))
+        r = env.irp("check", pb)
+        check(r.code == 65 and "pb.lua:4: blockip.firewall: option 'addr'" in r.err and "every address" in r.err,
+              "%s refused" % addr, r)
+    env.write("pb.lua", text.replace('adr = "203.0.113.3"', 'addr = "{{ip}}"').replace(
+        'return playbook { id = "t", title = "T",', 'return playbook { id = "t", title = "T", inputs = { ip = {} },'))
+    r = env.drill(pb, "--yes", "-v", "ip=0.0.0.0/0")
+    check(r.code == 1 and "every address" in env.record("step.failed", "block")["data"]["reason"],
+          "a templated /0 fails the step before any command", r)
+    check("step.exec" not in env.events(), "nothing was run")
 
 
 def test_plugin_errors_name_plugin_file_line(env):
