@@ -169,6 +169,9 @@ def test_worker_crash_fails_step_not_run(env):
         ctx.exec{ "sh", "-c", "pkill -9 -P $PPID -f __worker; sleep 2", check = false }
         while true do end'''))
     check(r.code == 0, "run survives the worker's death", r)
+    failed = env.record("step.failed", "evil")["data"]
+    check(failed["kind"] == "crash" and "signal 9" in failed["reason"],
+          "the reason names how the worker died: %r" % failed, r)
     check(env.record("step.succeeded", "after"), "a fresh worker ran the next step")
 
 
