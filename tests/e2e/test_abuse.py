@@ -130,6 +130,21 @@ def test_pattern_search_inside_c_is_killed(env):
     assert_contained(env, r, ["timed out", "killed"], 2.0, "timeout")
 
 
+def test_when_stuck_inside_c_is_killed_within_its_5s(env):
+    pb = env.playbook('''
+        step "evil" { on_failure = "continue", run = function(ctx) end,
+          when = function(ctx) return string.find(string.rep("a", 40000), ".-.-.-.-.-b") end },
+        step "after" { run = function(ctx) return { evil = ctx.steps.evil.status } end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "the run goes on", r)
+    failed = env.record("step.failed", "evil")["data"]
+    check("when condition" in failed["reason"] and "killed" in failed["reason"],
+          "the reason names the when condition and the kill: %r" % failed["reason"])
+    check(5000 <= failed["duration_ms"] <= 6000 * SLACK, "ended %d ms after it began" % failed["duration_ms"])
+    check(env.record("step.succeeded", "after")["data"]["result"] == {"evil": "failed"}, "next step ran")
+
+
 def test_thirty_megabyte_log_message(env):
     r = env.run(hostile(env, 'ctx.log(string.rep("y", 30 * 1024 * 1024)) error("logged")', timeout="20s"))
     assert_contained(env, r, ["logged"])
