@@ -164,11 +164,16 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
 }
 
 /* Why a worker that died during a step is gone, in words for the record. */
-static char *death_reason(eng_run *r, int64_t timeout_ms)
+static char *death_reason(eng_run *r, int64_t timeout_ms, int exec_in_flight)
 {
     if (!strcmp(r->worker.dead_reason, "hard deadline")) {
         char d[32];
         ut_format_duration(timeout_ms, d, sizeof d);
+        if (exec_in_flight) /* the worker was waiting, not stuck: say what held it */
+            return ut_xasprintf("step timed out after %s while a command it ran (ctx.exec) was still running "
+                                "or holding its output (it did not stop at SIGTERM): the command and the "
+                                "worker were killed",
+                                d);
         return ut_xasprintf("step timed out after %s and did not stop at its deadline (stuck inside a "
                             "C function such as a pattern match): its worker was killed",
                             d);
@@ -223,6 +228,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         r->current_step = NULL;
         r->current_def = NULL;
         r->step_deadline_mono = 0;
+        int exec_in_flight = rc < 0 && ex_running() > 0;
         ex_cancel_all(); /* nothing a step started outlives it */
         while (ex_running())  /* ... and its last records precede the step's outcome */
             uv_run(r->loop, UV_RUN_ONCE);
@@ -237,7 +243,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         char *why = NULL;
         json_t *traceback = NULL;
         if (rc < 0) {
-            why = death_reason(r, timeout);
+            why = death_reason(r, timeout, exec_in_flight);
             kind = !strcmp(r->worker.dead_reason, "hard deadline") ? "timeout" : "crash";
             if (eng_restart_worker(r) < 0) {
                 free(why);

@@ -177,6 +177,17 @@ def test_exec_timeout_leaves_no_process(env):
     check(no_process_with(marker) and no_process_with("sleep 301"), "children were killed")
 
 
+def test_exec_ignoring_sigterm_is_killed_at_the_hard_deadline(env):
+    marker = "irp-e2e-noterm-%d" % os.getpid()
+    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "trap \'\' TERM; while :; do :; done; echo %s" }' % marker,
+                        timeout="1s"))
+    assert_contained(env, r, ["ctx.exec"], 2.0, "timeout")
+    reason = env.record("step.failed", "evil")["data"]["reason"]
+    check("C function" not in reason, "the command held the step, not C code: %r" % reason)
+    time.sleep(0.2)
+    check(no_process_with(marker), "the command was killed")
+
+
 def test_worker_crash_fails_step_not_run(env):
     # Exhaust the C stack through a metamethod chain inside C: a real crash
     # is hard to provoke from Lua, so this kills the worker from outside.
