@@ -170,11 +170,13 @@ def test_results_with_function_cycle_nan(env):
 
 def test_exec_timeout_leaves_no_process(env):
     marker = "irp-e2e-marker-%d" % os.getpid()
-    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "sleep 300 & sleep 301; echo %s" }' % marker,
-                        timeout="1s"))
+    escaped = "irp-e2e-escaped-%d" % os.getpid()
+    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "setsid sh -c \'sleep 302; echo %s\' & '
+                             'sleep 300 & sleep 301; echo %s" }' % (escaped, marker), timeout="1s"))
     assert_contained(env, r, ["timed out", "time"], 2.5)
     time.sleep(0.2)
     check(no_process_with(marker) and no_process_with("sleep 301"), "children were killed")
+    check(no_process_with(escaped), "a child that left the process group (setsid) was killed too")
 
 
 def test_exec_ignoring_sigterm_is_killed_at_the_hard_deadline(env):
