@@ -2,9 +2,10 @@
  * exec.h — runs one child process for ctx.exec without blocking the event
  * loop: argv without a shell (unless asked), optional stdin text, output of
  * each stream captured up to a bound (the rest drained and counted), a
- * timeout that terminates the child's whole process group (SIGTERM, then
- * SIGKILL one second later), and cancellation when a step ends.
- * Depends on: libuv.
+ * timeout that terminates the child's whole process group and every
+ * descendant, also one that left the group (SIGTERM, then SIGKILL one second
+ * later), and cancellation when a step ends.
+ * Depends on: libuv, proctree.h.
  */
 #ifndef IRP_EXEC_H
 #define IRP_EXEC_H

@@ -136,7 +136,7 @@ static int cmd_run(const char *command, int argc, char **argv)
         } else if (is_option(a, "--config")) {
             o.config = option_value(argc, argv, &i, "--config");
             if (!o.config || access(o.config, R_OK) < 0) {
-                rc = usage_error(command, "--config: cannot read '%s'", o.config);
+                rc = usage_error(command, "--config: cannot read '%s'", o.config ? o.config : "");
                 goto done;
             }
         } else if (!strcmp(a, "--yes") || !strcmp(a, "-y")) {
@@ -145,7 +145,7 @@ static int cmd_run(const char *command, int argc, char **argv)
             v = option_value(argc, argv, &i, "--memory");
             long long bytes = cli_parse_size(v);
             if (bytes < (1 << 20)) {
-                rc = usage_error(command, "--memory '%s' must be a size of at least 1M (e.g. 256M, 1G)", v);
+                rc = usage_error(command, "--memory '%s' must be a size of at least 1M (e.g. 256M, 1G)", v ? v : "");
                 goto done;
             }
             o.memory = bytes;
@@ -168,7 +168,7 @@ static int cmd_run(const char *command, int argc, char **argv)
             char *end = NULL;
             o.speed = v ? strtod(v, &end) : 0;
             if (!v || *end || o.speed < 1 || o.speed > 100000) {
-                rc = usage_error(command, "--speed '%s' must be a number from 1 to 100000", v);
+                rc = usage_error(command, "--speed '%s' must be a number from 1 to 100000", v ? v : "");
                 goto done;
             }
             speed_given = 1;

@@ -366,8 +366,9 @@ int cli_show(int argc, char **argv)
     json_t *o = load_quiet(file, 1, NULL);
     if (!o)
         return IRP_EXIT_DATAERR;
-    printf("%s (%s %s), severity %s\n", pr_str(o, "title"), pr_str(o, "id"),
-           pr_str(o, "version") ? pr_str(o, "version") : "", pr_str(o, "severity") ? pr_str(o, "severity") : "medium");
+    const char *version = pr_str(o, "version") ? pr_str(o, "version") : "";
+    printf("%s (%s%s%s), severity %s\n", pr_str(o, "title"), pr_str(o, "id"), *version ? " " : "", version,
+           pr_str(o, "severity") ? pr_str(o, "severity") : "medium");
     if (pr_str(o, "description"))
         printf("%s\n", pr_str(o, "description"));
     const char *k;

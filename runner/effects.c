@@ -45,9 +45,19 @@ static char *display_argv(json_t *argv)
     return b.data;
 }
 
-static json_t *excerpt(const char *text, size_t len)
+/* The first JOURNAL_OUTPUT_EXCERPT bytes of a stream, cut at the start of a
+ * UTF-8 character: a cut inside one would make the record invalid UTF-8,
+ * which the journal refuses, losing the record of the command. */
+static json_t *excerpt(json_t *stream)
 {
-    size_t n = len < JOURNAL_OUTPUT_EXCERPT ? len : JOURNAL_OUTPUT_EXCERPT;
+    const char *text = json_is_string(stream) ? json_string_value(stream) : "";
+    size_t len = json_is_string(stream) ? json_string_length(stream) : 0;
+    size_t n = len;
+    if (n > JOURNAL_OUTPUT_EXCERPT) {
+        n = JOURNAL_OUTPUT_EXCERPT;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
     return json_stringn_nocheck(text, n);
 }
 
@@ -58,9 +68,8 @@ static void journal_exec(fx_call *c, json_t *argv, json_t *reply, int simulated)
                              json_object_get(reply, "code"), "duration_ms",
                              json_object_get(reply, "duration_ms"), "timed_out",
                              json_object_get(reply, "timed_out"), "simulated", simulated);
-    const char *out = pr_str(reply, "stdout"), *err = pr_str(reply, "stderr");
-    json_object_set_new(data, "stdout", excerpt(out ? out : "", out ? strlen(out) : 0));
-    json_object_set_new(data, "stderr", excerpt(err ? err : "", err ? strlen(err) : 0));
+    json_object_set_new(data, "stdout", excerpt(json_object_get(reply, "stdout")));
+    json_object_set_new(data, "stderr", excerpt(json_object_get(reply, "stderr")));
     if (pr_bool(reply, "stdout_truncated", 0))
         json_object_set_new(data, "stdout_truncated", json_true());
     if (pr_bool(reply, "stderr_truncated", 0))

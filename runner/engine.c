@@ -262,9 +262,10 @@ static void on_signal(uv_signal_t *h, int signum)
 static void print_header(eng_run *r)
 {
     json_t *o = r->outline;
-    tm_line(TM_BOLD, "== %s%s (%s %s) - severity %s", r->opt->drill ? "DRILL: " : "",
+    const char *version = pr_str(o, "version") ? pr_str(o, "version") : "";
+    tm_line(TM_BOLD, "== %s%s (%s%s%s) - severity %s", r->opt->drill ? "DRILL: " : "",
             pr_str(o, "title") ? pr_str(o, "title") : "?", pr_str(o, "id") ? pr_str(o, "id") : "?",
-            pr_str(o, "version") ? pr_str(o, "version") : "", pr_str(o, "severity") ? pr_str(o, "severity") : "medium");
+            *version ? " " : "", version, pr_str(o, "severity") ? pr_str(o, "severity") : "medium");
     tm_line(TM_DIM, "   run %s - journal %s/journal.jsonl", r->run_id, r->run_dir);
     json_t *vars = json_object_get(o, "vars");
     if (json_object_size(vars)) {

@@ -15,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PREPARE_HARD_MS 8000        /* `when` and templates */
 #define DRILL_MIN_DEADLINE_MS 2000 /* real time a drilled step always gets (its timeout if shorter) */
 #define HARD_GRACE_MS 500           /* hard deadline = step timeout + this */
+#define WHEN_SOFT_MS 5000           /* the worker's deadline for `when` (worker.c WHEN_TIMEOUT_MS) */
+#define PREPARE_HARD_MS (WHEN_SOFT_MS + HARD_GRACE_MS) /* `when` and templates */
 #define DEFAULT_STEP_TIMEOUT_MS (5 * 60 * 1000)
 
 static void timer_noop(uv_timer_t *t)
@@ -163,11 +164,16 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
 }
 
 /* Why a worker that died during a step is gone, in words for the record. */
-static char *death_reason(eng_run *r, int64_t timeout_ms)
+static char *death_reason(eng_run *r, int64_t timeout_ms, int exec_in_flight)
 {
     if (!strcmp(r->worker.dead_reason, "hard deadline")) {
         char d[32];
         ut_format_duration(timeout_ms, d, sizeof d);
+        if (exec_in_flight) /* the worker was waiting, not stuck: say what held it */
+            return ut_xasprintf("step timed out after %s while a command it ran (ctx.exec) was still running "
+                                "or holding its output (it did not stop at SIGTERM): the command and the "
+                                "worker were killed",
+                                d);
         return ut_xasprintf("step timed out after %s and did not stop at its deadline (stuck inside a "
                             "C function such as a pattern match): its worker was killed",
                             d);
@@ -222,6 +228,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         r->current_step = NULL;
         r->current_def = NULL;
         r->step_deadline_mono = 0;
+        int exec_in_flight = rc < 0 && ex_running() > 0;
         ex_cancel_all(); /* nothing a step started outlives it */
         while (ex_running())  /* ... and its last records precede the step's outcome */
             uv_run(r->loop, UV_RUN_ONCE);
@@ -236,7 +243,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
         char *why = NULL;
         json_t *traceback = NULL;
         if (rc < 0) {
-            why = death_reason(r, timeout);
+            why = death_reason(r, timeout, exec_in_flight);
             kind = !strcmp(r->worker.dead_reason, "hard deadline") ? "timeout" : "crash";
             if (eng_restart_worker(r) < 0) {
                 free(why);
@@ -305,7 +312,9 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
     }
     json_t *req = json_pack("{s:s, s:s}", "t", "prepare", "step", id);
     json_t *prep = NULL;
+    int64_t prep_t0 = ut_mono_ms();
     int rc = sw_request(&r->worker, req, PREPARE_HARD_MS, &r->interrupted, &prep);
+    int64_t prep_ms = ut_mono_ms() - prep_t0;
     json_decref(req);
     if (rc >= 0)
         cd_reads(r, id, prep);
@@ -313,19 +322,27 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
         return OUT_STOPPED;
     const char *title = pr_str(def, "title");
     if (rc < 0 || !strcmp(pr_str(prep, "t") ? pr_str(prep, "t") : "", "error")) {
-        char *why = rc < 0 ? ut_xasprintf("`when` or a template of the step: %s", r->worker.dead_reason)
-                           : ut_xasprintf("`when` or a template of the step failed: %s",
-                                          pr_str(prep, "error") ? pr_str(prep, "error") : "?");
+        char *why;
+        if (rc < 0 && !strcmp(r->worker.dead_reason, "hard deadline"))
+            why = ut_xasprintf("the when condition of step \"%s\" did not finish within %d s (stuck inside a C "
+                               "function such as a pattern match): its worker was killed",
+                               id, WHEN_SOFT_MS / 1000);
+        else if (rc < 0)
+            why = ut_xasprintf("`when` or a template of the step: %s", r->worker.dead_reason);
+        else
+            why = ut_xasprintf("`when` or a template of the step failed: %s",
+                               pr_str(prep, "error") ? pr_str(prep, "error") : "?");
         json_decref(prep);
         if (rc < 0 && eng_restart_worker(r) < 0) {
             free(why);
             return OUT_FATAL;
         }
         tm_line(TM_BOLD, "[%zu/%zu] %s", index + 1, total, title ? title : id);
-        eng_record(r, "step.failed", id, r->operator_name, json_pack("{s:s, s:s}", "reason", why, "kind", "when"));
+        eng_record(r, "step.failed", id, r->operator_name,
+                   json_pack("{s:s, s:s, s:I}", "reason", why, "kind", "when", "duration_ms", (json_int_t)prep_ms));
         eng_set_state(r, id, "failed", NULL);
         cd_failed(r, id, "when", why);
-        print_step_end(TM_RED, "FAILED", 0, why);
+        print_step_end(TM_RED, "FAILED", prep_ms, why);
         *reason = why;
         return OUT_FAILED;
     }

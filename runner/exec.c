@@ -5,6 +5,7 @@
  * See include/exec.h.
  */
 #include "exec.h"
+#include "proctree.h"
 #include "util.h"
 
 #include <signal.h>
@@ -29,6 +30,8 @@ struct ex_job {
     ex_done_fn done;
     void *data;
     char *stdin_copy;
+    pt_proc *tree;      /* descendants seen when it was stopped (also outside its group) */
+    int tree_n;
     ex_job *next;
 };
 
@@ -57,6 +60,7 @@ static void finish_if_done(ex_job *job)
     ut_buf_free(&job->out_buf);
     ut_buf_free(&job->err_buf);
     free(job->stdin_copy);
+    free(job->tree);
     free(job);
 }
 
@@ -92,6 +96,18 @@ static void signal_group(ex_job *job, int sig)
         uv_process_kill(&job->proc, sig);
 }
 
+/* Stopping a command reaches its group and every descendant, also one
+ * that left the group (setsid, a daemon): found while the command still
+ * runs, remembered, and signalled again at the SIGKILL. */
+static void signal_tree(ex_job *job, int sig)
+{
+    if (!job->exited && job->proc.pid > 0)
+        pt_add_descendants(job->proc.pid, &job->tree, &job->tree_n);
+    signal_group(job, sig);
+    for (int i = 0; i < job->tree_n; i++)
+        pt_signal(&job->tree[i], sig);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     ex_job *job = t->data;
@@ -100,10 +116,10 @@ static void on_timer(uv_timer_t *t)
     if (!job->escalated) {
         job->escalated = 1;
         job->result.timed_out = 1;
-        signal_group(job, SIGTERM);
+        signal_tree(job, SIGTERM);
         uv_timer_start(&job->timer, on_timer, 1000, 0);
     } else {
-        signal_group(job, SIGKILL);
+        signal_tree(job, SIGKILL);
     }
 }
 
@@ -128,8 +144,11 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     job->exited = 1;
     job->result.code = term_signal ? -1 : status;
     job->result.term_signal = term_signal;
-    /* Whatever the child left running in its group goes with it. */
+    /* Whatever the child left running in its group goes with it; so does
+     * what a stopped (timed out, cancelled) command started outside it. */
     if (kill(-p->pid, SIGKILL) < 0) { /* nothing left: fine */ }
+    for (int i = 0; i < job->tree_n; i++)
+        pt_signal(&job->tree[i], SIGKILL);
     /* Output still in the pipes gets one second to arrive. */
     uv_timer_stop(&job->timer);
     uv_timer_start(&job->timer, drain_timeout, job->result.cancelled ? 0 : 1000, 0);
@@ -272,7 +291,7 @@ void ex_cancel(ex_job *job)
     }
     job->result.cancelled = 1;
     job->escalated = 1;
-    signal_group(job, SIGKILL);
+    signal_tree(job, SIGKILL);
 }
 
 void ex_cancel_all(void)

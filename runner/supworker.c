@@ -20,9 +20,13 @@
 static const char *const worker_env_allow[] = {"LANG", "LC_ALL", "TZ", "IRP_PLUGIN_PATH", "ASAN_OPTIONS",
                                                "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
 
+/* What a worker's death looks like from its pipe alone: replaced by how
+ * the process ended (a signal, an exit status) once that is known. */
+static const char pipe_closed_reason[] = "the worker closed its end of the pipe";
+
 static void mark_dead(sw_worker *w, const char *reason)
 {
-    if (!w->dead) {
+    if (!w->dead || !strcmp(w->dead_reason, pipe_closed_reason)) {
         w->dead = 1;
         snprintf(w->dead_reason, sizeof w->dead_reason, "%s", reason);
     }
@@ -119,7 +123,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             }
         }
     } else if (n < 0) {
-        mark_dead(w, "the worker closed its end of the pipe");
+        mark_dead(w, pipe_closed_reason);
         close_pipe(w);
     }
     free(buf->base);
@@ -295,6 +299,14 @@ int sw_request(sw_worker *w, const json_t *req, int64_t hard_deadline_ms, volati
     }
     uv_timer_stop(&w->deadline);
     w->paused_left_ms = 0;
+    /* The pipe usually closes before the exit is reaped: wait a moment for
+     * it, so the reason names the signal that killed the worker. */
+    int64_t give_up = ut_mono_ms() + 1000;
+    while (w->dead && w->running && !w->killed_by_us && ut_mono_ms() < give_up) {
+        uv_run(w->loop, UV_RUN_NOWAIT);
+        if (w->running)
+            usleep(1000);
+    }
     if (w->answer) { /* an answer that arrived just before a crash still counts */
         *answer = w->answer;
         w->answer = NULL;

@@ -130,6 +130,21 @@ def test_pattern_search_inside_c_is_killed(env):
     assert_contained(env, r, ["timed out", "killed"], 2.0, "timeout")
 
 
+def test_when_stuck_inside_c_is_killed_within_its_5s(env):
+    pb = env.playbook('''
+        step "evil" { on_failure = "continue", run = function(ctx) end,
+          when = function(ctx) return string.find(string.rep("a", 40000), ".-.-.-.-.-b") end },
+        step "after" { run = function(ctx) return { evil = ctx.steps.evil.status } end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "the run goes on", r)
+    failed = env.record("step.failed", "evil")["data"]
+    check("when condition" in failed["reason"] and "killed" in failed["reason"],
+          "the reason names the when condition and the kill: %r" % failed["reason"])
+    check(5000 <= failed["duration_ms"] <= 6000 * SLACK, "ended %d ms after it began" % failed["duration_ms"])
+    check(env.record("step.succeeded", "after")["data"]["result"] == {"evil": "failed"}, "next step ran")
+
+
 def test_thirty_megabyte_log_message(env):
     r = env.run(hostile(env, 'ctx.log(string.rep("y", 30 * 1024 * 1024)) error("logged")', timeout="20s"))
     assert_contained(env, r, ["logged"])
@@ -155,11 +170,24 @@ def test_results_with_function_cycle_nan(env):
 
 def test_exec_timeout_leaves_no_process(env):
     marker = "irp-e2e-marker-%d" % os.getpid()
-    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "sleep 300 & sleep 301; echo %s" }' % marker,
-                        timeout="1s"))
+    escaped = "irp-e2e-escaped-%d" % os.getpid()
+    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "setsid sh -c \'sleep 302; echo %s\' & '
+                             'sleep 300 & sleep 301; echo %s" }' % (escaped, marker), timeout="1s"))
     assert_contained(env, r, ["timed out", "time"], 2.5)
     time.sleep(0.2)
     check(no_process_with(marker) and no_process_with("sleep 301"), "children were killed")
+    check(no_process_with(escaped), "a child that left the process group (setsid) was killed too")
+
+
+def test_exec_ignoring_sigterm_is_killed_at_the_hard_deadline(env):
+    marker = "irp-e2e-noterm-%d" % os.getpid()
+    r = env.run(hostile(env, 'ctx.exec{ "sh", "-c", "trap \'\' TERM; while :; do :; done; echo %s" }' % marker,
+                        timeout="1s"))
+    assert_contained(env, r, ["ctx.exec"], 2.0, "timeout")
+    reason = env.record("step.failed", "evil")["data"]["reason"]
+    check("C function" not in reason, "the command held the step, not C code: %r" % reason)
+    time.sleep(0.2)
+    check(no_process_with(marker), "the command was killed")
 
 
 def test_worker_crash_fails_step_not_run(env):
@@ -169,6 +197,9 @@ def test_worker_crash_fails_step_not_run(env):
         ctx.exec{ "sh", "-c", "pkill -9 -P $PPID -f __worker; sleep 2", check = false }
         while true do end'''))
     check(r.code == 0, "run survives the worker's death", r)
+    failed = env.record("step.failed", "evil")["data"]
+    check(failed["kind"] == "crash" and "signal 9" in failed["reason"],
+          "the reason names how the worker died: %r" % failed, r)
     check(env.record("step.succeeded", "after"), "a fresh worker ran the next step")
 
 

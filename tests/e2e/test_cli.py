@@ -18,6 +18,10 @@ def test_usage_errors_exit_64(env):
         r = env.irp(*args)
         check(r.code == 64, "exit 64 for %r" % args, r)
         check(r.err.strip(), "an error message for %r" % args, r)
+    # An option given last, without its value, is named without "(null)".
+    for args in [["run", "x.lua", "--memory"], ["run", "x.lua", "--config"], ["drill", "x.lua", "--speed"]]:
+        r = env.irp(*args)
+        check(r.code == 64 and args[-1] in r.err and "(null)" not in r.err, "missing value of %r" % args, r)
 
 
 def test_version(env):

@@ -184,6 +184,27 @@ def test_exec_stdin_env_and_output_bound(env):
     check(res == {"a": "from stdin", "b": "envval\n", "clen": 1048576, "ctrunc": True}, "%r" % res)
 
 
+def test_exec_record_survives_output_cut_inside_a_character(env):
+    # The journal keeps the first 8 KiB of each stream: a cut in the middle of
+    # a UTF-8 character must not cost the step.exec record, and a NUL byte in
+    # the output must not end the excerpt early.
+    pb = env.playbook('''
+        step "s" { run = function(ctx)
+            local r = ctx.exec{ "sh", "-c", "head -c 8191 /dev/zero | tr '\\\\0' a; printf '\\\\303\\\\251tail'" }
+            local z = ctx.exec{ "printf", "x\\\\0y" }
+            return { n = #r.stdout, z = #z.stdout }
+          end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "ok", r)
+    check(env.record("step.succeeded", "s")["data"]["result"] == {"n": 8197, "z": 3}, "outputs", r)
+    execs = [x["data"] for x in env.journal() if x["type"] == "step.exec"]
+    check(len(execs) == 2, "both commands are on the record: %r" % [e.get("command") for e in execs], r)
+    check(execs[0]["stdout"] == "a" * 8191, "excerpt cut before the character: %r" % execs[0]["stdout"][-8:])
+    check(execs[1]["stdout"] == "x\0y", "NUL kept: %r" % execs[1]["stdout"])
+    check(not any(x["type"] == "operator.note" for x in env.journal()), "no record was refused")
+
+
 def test_attached_steps_shown_checked_journaled_and_resumed(env):
     pb = env.playbook('''
         step "a" { run = function(ctx) return 1 end },

@@ -3,7 +3,7 @@
  * timeout that terminates the child's whole process group (SIGTERM, then
  * SIGKILL a second later), background processes left by a command that
  * exited, ex_cancel and ex_cancel_all, and a process that escaped the group
- * but holds the pipes. Groups are checked in /proc: afterwards no live
+ * (it holds the pipes; it is stopped with a timed-out command). Groups are checked in /proc: afterwards no live
  * (non-zombie) process may remain in the child's group.
  * Depends on: cmocka, libuv, exec.h, exec_harness.h.
  */
@@ -187,6 +187,29 @@ static void test_escaped_process_does_not_hold_job(void **state)
         fail_msg("job ended %lld ms after start; its timeout was 300 ms", (long long)took);
 }
 
+/* A process that left the group (its own session) while the command still
+ * ran is stopped with it at the timeout: no child of a timed-out step is
+ * left behind. */
+static void test_timeout_kills_escaped_process(void **state)
+{
+    uv_loop_t *loop = *state;
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)"setsid sleep 100 & echo $!; sleep 100", NULL};
+    ex_spec spec = spec_for(argv);
+    spec.timeout_ms = 300;
+    outcome o = {0};
+    start(loop, &spec, &o);
+    run_loop(loop, 20000);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.r.timed_out, 1);
+    int escaped = atoi(o.out);
+    outcome_free(&o);
+    assert_true(escaped > 0);
+    for (int waited = 0; pid_alive(escaped) && waited < 2000; waited += 20)
+        usleep(20000);
+    if (pid_alive(escaped))
+        fail_msg("escaped sleep %d survived its command's timeout", escaped);
+}
+
 int main(void)
 {
     harness_init();
@@ -198,6 +221,7 @@ int main(void)
         T(test_cancel),
         T(test_cancel_all),
         T(test_escaped_process_does_not_hold_job),
+        T(test_timeout_kills_escaped_process),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -319,6 +320,39 @@ static void test_call_and_stale_reply(void **state)
     finish(&w, &loop);
 }
 
+static void segv_worker(uv_timer_t *t)
+{
+    sw_worker *w = t->data;
+    kill(w->proc.pid, SIGSEGV);
+}
+
+/* A worker that dies during a request (here: SIGSEGV from outside, while it
+ * is stuck in C) closes its pipe before its exit is reaped: the reason must
+ * still name the signal, not just the closed pipe. */
+static void test_crash_reason_names_the_signal(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    sw_worker w;
+    memset(&w, 0, sizeof w);
+    start(&w, &loop, NULL, NULL);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &w;
+    uv_timer_start(&t, segv_worker, 200, 0);
+    json_t *req = load_req(stuck_path, 1);
+    json_t *answer = NULL;
+    int rc = sw_request(&w, req, 5000, NULL, &answer);
+    json_decref(req);
+    uv_close((uv_handle_t *)&t, NULL);
+    assert_int_equal(rc, -1);
+    assert_null(answer);
+    assert_int_equal(w.killed_by_us, 0);
+    if (!strstr(w.dead_reason, "signal 11"))
+        fail_msg("reason: %s", w.dead_reason);
+    finish(&w, &loop);
+}
+
 static void test_stop_flag(void **state)
 {
     uv_loop_t loop;
@@ -363,6 +397,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hard_deadline),
         cmocka_unit_test(test_kill_restart),
         cmocka_unit_test(test_call_and_stale_reply),
+        cmocka_unit_test(test_crash_reason_names_the_signal),
         cmocka_unit_test(test_stop_flag),
         cmocka_unit_test(test_destroy_without_request),
     };
