@@ -497,3 +497,56 @@ def test_drill_notifications_journaled_unless_live_notify(env):
         start = env.record("run.started", run="loud")["data"]
         check(start["live_notify"] is True, "run.started records live_notify")
     s.no_canary()
+
+
+# ------------------------------------------------------ runs, live
+
+def test_run_pages_acknowledges_and_resolves_one_incident(env):
+    """A live run: tier 1 (Slack) at start; a person answers; a step fails
+    with on_failure = "escalate" and pages PagerDuty and Opsgenie (tier 2);
+    the next answer acknowledges them (the first answer came before they
+    were paged); the run succeeds and resolves them: one dedup_key / alias
+    for the whole run, in that order."""
+    s = Suite(env)
+    with Receiver(body="ok") as slack, \
+            Receiver(status=202, body='{"status":"success","message":"Event processed"}', limit=10) as pd, \
+            Receiver(status=202, body='{"result":"Request will be processed"}', limit=10) as og:
+        s.secret_url("SLACK_URL", slack.url)
+        s.config('  slack = { type = "slack", url = secret "SLACK_URL" },\n'
+                 '  pd = { type = "pagerduty", routing_key = secret "PD_KEY", url = "%s" },\n'
+                 '  og = { type = "opsgenie", api_key = secret "OG_KEY", api_url = "http://127.0.0.1:%d" },'
+                 % (pd.url, og.port))
+        pb = env.playbook('''
+            step "look" { phase = "detection", manual = "Look at the EDR" },
+            step "isolate" { phase = "containment", on_failure = "escalate",
+              run = function(ctx) ctx.fail("the EDR refused") end },
+            step "by-hand" { phase = "containment", manual = "Pull the cable" },
+        ''', header='''severity = "high", phases = { "detection", "containment" },
+            escalation = { { notify = { "slack" } }, { after = "1h", notify = { "pd", "og" } } }''')
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1", stdin="done: seen\ndone: unplugged\n")
+        check(r.code == 0, "the run succeeds", r)
+        check(slack.count() == 1 and pd.count() == 3 and og.count() == 3,
+              "1 Slack message, 3 PagerDuty events, 3 Opsgenie calls (%d, %d, %d)"
+              % (slack.count(), pd.count(), og.count()))
+        events = [q["json"] for q in pd.requests]
+        check([e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"],
+              "trigger, acknowledge, resolve: %r" % [e["event_action"] for e in events])
+        check({e["dedup_key"] for e in events} == {"irp-r1"}, "one dedup_key for the run")
+        p = events[0]["payload"]
+        check(p["severity"] == "error" and "isolate" in p["summary"] and p["custom_details"]["step"] == "isolate"
+              and p["custom_details"]["phase"] == "containment" and p["custom_details"]["operator"] == "tester",
+              "the trigger names step, phase, operator: %r" % p)
+        paths = [q["path"] for q in og.requests]
+        check(paths == ["/v2/alerts", "/v2/alerts/irp-r1/acknowledge?identifierType=alias",
+                        "/v2/alerts/irp-r1/close?identifierType=alias"], "opsgenie create, ack, close: %r" % paths)
+        check(og.requests[0]["json"]["alias"] == "irp-r1", "alias is the run's")
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    check([(x["data"]["tier"], x["data"]["targets"]) for x in esc] == [(1, ["slack"]), (2, ["pd", "og"])],
+          "tiers and targets journaled: %r" % esc)
+    types = env.events()
+    ack = [i for i, x in enumerate(env.journal()) if x["type"] == "notify.queued"
+           and x["data"].get("action") == "acknowledge"]
+    answered = [i for i, t in enumerate(types) if t == "manual.answered"]
+    check(len(ack) == 2 and ack[0] > answered[0], "acknowledged at the second answer, after the page")
+    check(s.queued() == [], "outbox empty")
+    s.no_canary()
