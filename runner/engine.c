@@ -259,6 +259,30 @@ static void on_signal(uv_signal_t *h, int signum)
     _exit(signum == SIGINT ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL);
 }
 
+/* An escalation tier naming a notifier the configuration does not define
+ * would page nobody: reported as FILE:LINE before anything runs. Returns
+ * the number of unknown names. */
+static int unknown_notifiers(eng_run *r)
+{
+    int bad = 0;
+    size_t i, j;
+    json_t *tier, *name;
+    json_array_foreach(json_object_get(r->outline, "escalation"), i, tier)
+    {
+        json_array_foreach(json_object_get(tier, "notify"), j, name)
+        {
+            char why[512];
+            if (!json_is_string(name) || !nt_unknown(r->notify, json_string_value(name), why, sizeof why))
+                continue;
+            tm_error("%s:%lld: escalation tier %zu notifies '%s', which would page nobody: %s",
+                     pr_str(r->outline, "file") ? pr_str(r->outline, "file") : r->opt->playbook,
+                     pr_int(r->outline, "line", 0), i + 1, json_string_value(name), why);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 static void print_header(eng_run *r)
 {
     json_t *o = r->outline;
@@ -422,6 +446,10 @@ int eng_run_playbook(const eng_options *opt)
     int loaded = start_worker(r);
     if (loaded < 0) {
         code = loaded == -2 ? IRP_EXIT_SOFTWARE : IRP_EXIT_DATAERR;
+        goto out;
+    }
+    if (unknown_notifiers(r) > 0) {
+        code = IRP_EXIT_DATAERR;
         goto out;
     }
     char hash[65] = "";

@@ -550,3 +550,25 @@ def test_run_pages_acknowledges_and_resolves_one_incident(env):
     check(len(ack) == 2 and ack[0] > answered[0], "acknowledged at the second answer, after the page")
     check(s.queued() == [], "outbox empty")
     s.no_canary()
+
+
+def test_unknown_notifier_in_a_tier_stops_the_run_before_it_starts(env):
+    s = Suite(env)
+    with Receiver(body="ok", limit=5) as slack:
+        s.secret_url("SLACK_URL", slack.url)
+        s.config('  ["slack-ir"] = { type = "slack", url = secret "SLACK_URL" },')
+        pb = env.playbook('step "a" { run = function(ctx) return 1 end },',
+                          header='escalation = { { notify = { "slack-ir" } }, { after = "5m", notify = { "slak-ir" } } }')
+        for cmd in ("run", "drill"):
+            r = s.irp(cmd, pb, "--state-dir", env.state, "--run-id", "r-" + cmd)
+            check(r.code == 65, "%s refused" % cmd, r)
+            check(re.search(r"pb\.lua:1: escalation tier 2 notifies 'slak-ir', which would page nobody: no notifier "
+                            r"named 'slak-ir' in \S*irp\.conf\.lua \(did you mean 'slack-ir'\?\)", r.err),
+                  "file:line, tier, name and suggestion", r)
+            check(not os.path.exists(env.journal_path("r-" + cmd)), "nothing ran: no journal")
+        check(slack.count() == 0, "nobody was paged")
+    # the embedded default (no configuration) prints every name: nothing to refuse
+    os.remove(os.path.join(env.dir, "irp.conf.lua"))
+    r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r-default")
+    check(r.code == 0 and ">> notify slack-ir:" in r.out, "stdout answers to any name", r)
+    s.no_canary()
