@@ -517,7 +517,14 @@ int eng_run_playbook(const eng_options *opt)
     if (!strcmp(status, "succeeded"))
         nt_run_event(r->notify, r->run_id, "resolve");
     if (nt_pending(r->notify)) {
-        size_t left = nt_drain(r->notify, 10000);
+        /* Up to 10 s in all; said out loud after the first, so a silent
+         * terminal never looks like a hung run. */
+        size_t left = nt_drain(r->notify, 1000);
+        if (left && !r->interrupted) {
+            tm_line(TM_DIM, "   waiting up to 9s more for %zu notification%s (Ctrl-C leaves %s in the outbox)", left,
+                    left == 1 ? "" : "s", left == 1 ? "it" : "them");
+            left = nt_drain(r->notify, 9000);
+        }
         if (left)
             tm_warn("%zu notification%s not delivered yet: kept in the outbox for the next run or `irp outbox flush`",
                     left, left == 1 ? "" : "s");

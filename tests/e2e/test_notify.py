@@ -572,3 +572,39 @@ def test_unknown_notifier_in_a_tier_stops_the_run_before_it_starts(env):
     r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r-default")
     check(r.code == 0 and ">> notify slack-ir:" in r.out, "stdout answers to any name", r)
     s.no_canary()
+
+
+def test_slow_endpoint_never_blocks_the_run_and_the_next_run_delivers_leftovers(env):
+    """Notifications to an endpoint that takes 1.5 s do not slow the steps
+    or the prompt; the run says why it waits at the end; an entry an earlier
+    process left in the outbox (endpoint down then) is sent by this run and
+    journaled in it, marked queued_by_run."""
+    s = Suite(env)
+    port = free_port()
+    s.secret_url("SOC_URL", "http://127.0.0.1:%d/hook" % port)
+    s.config(webhook("soc", ', timeout = "5s"'))
+    r = s.test("soc", "--wait", "300ms")
+    check(r.code == 69 and len(s.queued()) == 1, "one left while the endpoint is down", r)
+    left = s.queued()[0]["id"]
+    with Receiver(secret=WHSEC, port=port, delay=1.5, limit=20) as hook:
+        pb = env.playbook('''
+            step "a" { run = function(ctx) ctx.notify("soc", "one") ctx.notify("soc", "two") return 1 end },
+            step "m" { manual = "Answer at once" },
+            step "b" { run = function(ctx) ctx.notify("soc", "three") return 1 end },
+        ''')
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1", stdin="done\n")
+        check(r.code == 0, "the run succeeds", r)
+        fin = env.record("run.finished")["data"]
+        check(fin["duration_ms"] < 1000 * SLACK, "the steps never waited for the 1.5 s answers (%d ms)"
+              % fin["duration_ms"])
+        check("waiting up to" in r.out and "Ctrl-C leaves them in the outbox" in r.out, "the final wait is said", r)
+        check(hook.count() == 4 and all(q["sig_ok"] for q in hook.requests), "4 delivered, signed")
+        ids = [q["headers"]["webhook-id"] for q in hook.requests]
+        check(len(set(ids)) == 4 and left in ids, "the leftover among them, each once")
+    sent = [x for x in env.journal() if x["type"] == "notify.sent"]
+    check(len(sent) == 4, "4 notify.sent in the run's journal")
+    old = [x for x in sent if x["data"]["id"] == left]
+    check(len(old) == 1 and old[0]["data"].get("queued_by_run", "").startswith("notify-test-"),
+          "the leftover is marked with the process that queued it: %r" % old)
+    check(s.queued() == [], "outbox empty")
+    s.no_canary()
