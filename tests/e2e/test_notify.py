@@ -608,3 +608,33 @@ def test_slow_endpoint_never_blocks_the_run_and_the_next_run_delivers_leftovers(
           "the leftover is marked with the process that queued it: %r" % old)
     check(s.queued() == [], "outbox empty")
     s.no_canary()
+
+
+def test_every_escalation_trigger_is_journaled_with_tier_and_targets(env):
+    """ctx.escalate climbs one tier and returns it; an approval waiting past
+    its step's timeout climbs the next (the timer runs while the prompt
+    waits); at the top the top tier is paged again."""
+    s = Suite(env)
+    pb = env.playbook('''
+        step "triage" { run = function(ctx) return { tier = ctx.escalate("ransom note found") } end },
+        step "isolate" { approval = "incident-commander", timeout = "10m", run = function(ctx) return 1 end },
+        step "again" { run = function(ctx) return { tier = ctx.escalate("still spreading") } end },
+    ''', header='''escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } },
+                                  { after = "6h", notify = { "ciso", "chat" } } }''')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1", "--speed", "3000"],
+                         cwd=env.dir, env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # 10 drill minutes are 200 ms
+    out, err = p.communicate("approve: IC on the bridge\n", timeout=20 * SLACK)
+    check(p.returncode == 0, "drill: %s %s" % (out, err))
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    got = [(x["data"]["tier"], x["data"]["targets"], x.get("step")) for x in esc]
+    check(got[:3] == [(1, ["chat"], None), (2, ["pager"], "triage"), (3, ["ciso", "chat"], "isolate")],
+          "start, ctx.escalate, approval wait: %r" % got)
+    check(esc[1]["data"]["reason"] == "ransom note found", "ctx.escalate's reason")
+    check("has waited" in esc[2]["data"]["reason"] and "approval by incident-commander" in esc[2]["data"]["reason"],
+          "the wait is the reason: %r" % esc[2]["data"])
+    check(got[-1] == (3, ["ciso", "chat"], "again"), "at the top, the top tier again: %r" % got)
+    check(env.record("step.succeeded", "triage")["data"]["result"] == {"tier": 2}, "ctx.escalate returns the tier")
+    queued = [x for x in env.journal() if x["type"] == "notify.queued"]
+    check(len(queued) == sum(len(x["data"]["targets"]) for x in esc), "one notification per target of each tier")
