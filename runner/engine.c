@@ -514,7 +514,10 @@ int eng_run_playbook(const eng_options *opt)
     }
     if (r->fx->finish && strcmp(status, "fatal") != 0 && !r->journal_failed)
         code = r->fx->finish(r, status, code);
-    if (!strcmp(status, "succeeded"))
+    /* A live incident is resolved when its run succeeds; an exercise's
+     * [DRILL] pages (--live-notify) when the drill finishes, failed or not
+     * (an interrupted one is resolved when its resume finishes). */
+    if (!strcmp(status, "succeeded") || (r->opt->drill && !strcmp(status, "failed")))
         nt_run_event(r->notify, r->run_id, "resolve");
     if (nt_pending(r->notify)) {
         /* Up to 10 s in all; said out loud after the first, so a silent

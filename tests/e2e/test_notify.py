@@ -638,3 +638,26 @@ def test_every_escalation_trigger_is_journaled_with_tier_and_targets(env):
     check(env.record("step.succeeded", "triage")["data"]["result"] == {"tier": 2}, "ctx.escalate returns the tier")
     queued = [x for x in env.journal() if x["type"] == "notify.queued"]
     check(len(queued) == sum(len(x["data"]["targets"]) for x in esc), "one notification per target of each tier")
+
+
+def test_live_drill_resolves_its_pages_however_it_ends(env):
+    """A drill with --live-notify pages PagerDuty for real, marked [DRILL];
+    when the exercise ends, failed or not, that incident is resolved: an
+    exercise never leaves a real page open. A failed live run keeps its
+    incident open."""
+    s = Suite(env)
+    with Receiver(status=202, body='{"status":"success"}', limit=10) as pd:
+        s.config('  pd = { type = "pagerduty", routing_key = secret "PD_KEY", url = "%s" },' % pd.url)
+        pb = env.playbook('step "a" { run = function(ctx) ctx.fail("the restore failed") end },',
+                          header='escalation = { { notify = { "pd" } } }')
+        r = s.irp("drill", pb, "--state-dir", env.state, "--run-id", "d1", "--live-notify")
+        check(r.code == 1, "the drill fails", r)
+        events = [q["json"] for q in pd.requests]
+        check([e["event_action"] for e in events] == ["trigger", "resolve"], "trigger then resolve: %r" % events)
+        check(events[0]["payload"]["summary"].startswith("[DRILL]") and events[1]["dedup_key"] == "irp-d1",
+              "marked DRILL, one key")
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1")
+        check(r.code == 1, "the live run fails", r)
+        check(pd.count() == 3 and pd.requests[2]["json"]["event_action"] == "trigger",
+              "a failed live run leaves its incident open for the people on it")
+    s.no_canary()
