@@ -107,8 +107,8 @@ struct eng_run {
     json_t *current_def;      /* its outline entry */
     int64_t step_deadline_mono; /* soft deadline of the running step */
     int escalation_tier;      /* highest tier triggered so far */
-    json_t *breached;
-    int acknowledged;         /* {objective: run ms when breached} */
+    json_t *breached;         /* {objective: run ms when breached} */
+    int acknowledged;         /* a person has answered since the last notification was queued */
     uv_timer_t escalation_timer;
     int escalation_timer_init;
     nt_service *notify;       /* notifiers and the outbox (notify.h) */
@@ -168,7 +168,9 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
 void eng_escalation_start(eng_run *r);
 void eng_escalation_stop(eng_run *r);
 /* A person answered after an escalation: incident-tracking notifiers
- * (PagerDuty, Opsgenie) are told it is acknowledged, once per run. */
+ * (PagerDuty, Opsgenie) paged since the last acknowledge are told it is
+ * acknowledged (each once: a service paged later is acknowledged by the
+ * next answer after its page). */
 void eng_acknowledge(eng_run *r);
 /* While an operator is asked about a step whose `timeout` is set: every
  * time that much (run) time passes without an answer, escalate one tier.

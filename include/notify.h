@@ -82,6 +82,10 @@ nt_service *nt_open_ex(uv_loop_t *loop, const char *config_path, const char *sta
  * answers to any name when no configuration file is in use). */
 int nt_known(nt_service *s, const char *name);
 
+/* 0 when name is a configured notifier; otherwise 1 with why: "no notifier
+ * named 'slak' in irp.conf.lua (did you mean 'slack'?)". */
+int nt_unknown(nt_service *s, const char *name, char *why, size_t why_size);
+
 /* Queues one notification: written to the outbox (and reported as
  * notify.queued) before this returns; sent later from the loop. Returns 0,
  * or -1 with err when it could not even be queued (disk): the caller

@@ -137,6 +137,12 @@ typedef struct nh_result {
 
 typedef void (*nh_done_fn)(void *data, const nh_result *res);
 
+/* A transport error of a request to url, safe to show and record: known
+ * secret values redacted, and so are the parts of url (host, user name,
+ * password, path, query) that come from a secret, since libcurl quotes the
+ * host on its own ("Could not resolve host: <host>"). malloc'd. */
+char *nh_safe_error(const char *text, const char *url);
+
 /* A multi handle attached to loop (calls curl_global_init: only created
  * when an HTTP notification is actually sent). NULL with err. */
 nh_multi *nh_new(uv_loop_t *loop, char *err, size_t err_size);

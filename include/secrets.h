@@ -23,6 +23,11 @@ int sec_valid_name(const char *name);
  * "[secret NAME]". */
 char *sec_redact(const char *text, size_t len, size_t *out_len);
 
+/* The name of a known secret whose value contains part (at least 4
+ * bytes long), or NULL. For pieces of a secret that other code quotes on
+ * its own: the host name of a secret URL in a libcurl error message. */
+const char *sec_holder(const char *part, size_t len);
+
 /* Redacts every string inside value, in place (keys too). */
 void sec_redact_json(json_t *value);
 

@@ -259,6 +259,30 @@ static void on_signal(uv_signal_t *h, int signum)
     _exit(signum == SIGINT ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL);
 }
 
+/* An escalation tier naming a notifier the configuration does not define
+ * would page nobody: reported as FILE:LINE before anything runs. Returns
+ * the number of unknown names. */
+static int unknown_notifiers(eng_run *r)
+{
+    int bad = 0;
+    size_t i, j;
+    json_t *tier, *name;
+    json_array_foreach(json_object_get(r->outline, "escalation"), i, tier)
+    {
+        json_array_foreach(json_object_get(tier, "notify"), j, name)
+        {
+            char why[512];
+            if (!json_is_string(name) || !nt_unknown(r->notify, json_string_value(name), why, sizeof why))
+                continue;
+            tm_error("%s:%lld: escalation tier %zu notifies '%s', which would page nobody: %s",
+                     pr_str(r->outline, "file") ? pr_str(r->outline, "file") : r->opt->playbook,
+                     pr_int(r->outline, "line", 0), i + 1, json_string_value(name), why);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 static void print_header(eng_run *r)
 {
     json_t *o = r->outline;
@@ -425,6 +449,10 @@ int eng_run_playbook(const eng_options *opt)
         code = loaded == -2 ? IRP_EXIT_SOFTWARE : IRP_EXIT_DATAERR;
         goto out;
     }
+    if (unknown_notifiers(r) > 0) {
+        code = IRP_EXIT_DATAERR;
+        goto out;
+    }
     char hash[65] = "";
     if (sha256_file(opt->playbook, hash) < 0) {
         tm_error("%s: cannot read: %s", opt->playbook, strerror(errno));
@@ -487,10 +515,20 @@ int eng_run_playbook(const eng_options *opt)
     }
     if (r->fx->finish && strcmp(status, "fatal") != 0 && !r->journal_failed)
         code = r->fx->finish(r, status, code);
-    if (!strcmp(status, "succeeded"))
+    /* A live incident is resolved when its run succeeds; an exercise's
+     * [DRILL] pages (--live-notify) when the drill finishes, failed or not
+     * (an interrupted one is resolved when its resume finishes). */
+    if (!strcmp(status, "succeeded") || (r->opt->drill && !strcmp(status, "failed")))
         nt_run_event(r->notify, r->run_id, "resolve");
     if (nt_pending(r->notify)) {
-        size_t left = nt_drain(r->notify, 10000);
+        /* Up to 10 s in all; said out loud after the first, so a silent
+         * terminal never looks like a hung run. */
+        size_t left = nt_drain(r->notify, 1000);
+        if (left && !r->interrupted) {
+            tm_line(TM_DIM, "   waiting up to 9s more for %zu notification%s (Ctrl-C leaves %s in the outbox)", left,
+                    left == 1 ? "" : "s", left == 1 ? "it" : "them");
+            left = nt_drain(r->notify, 9000);
+        }
         if (left)
             tm_warn("%zu notification%s not delivered yet: kept in the outbox for the next run or `irp outbox flush`",
                     left, left == 1 ? "" : "s");

@@ -52,6 +52,7 @@ static void notify_one(eng_run *r, const char *event, const char *target, const 
                    json_pack("{s:s, s:s, s:b}", "target", target, "reason", err, "retry", 0));
         tm_error("cannot queue the notification to %s: %s", target, err);
     }
+    r->acknowledged = 0; /* a service paged now is acknowledged by the next answer */
 }
 
 void eng_notify(eng_run *r, const char *target, const char *msg, json_t *fields, const char *step)

@@ -36,8 +36,10 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
     lf_limits *s = ud;
     if (ut_mono_ms() > s->deadline) {
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1); /* fire again at once if an error is caught */
-        luaL_error(L, "the %s took longer than %d ms to load (an endless loop?)", s->what ? s->what : "file",
-                   s->deadline_ms);
+        luaL_where(L, 0); /* in a hook, level 0 is the code that loops: "file:line: " */
+        lua_pushfstring(L, "%sthe %s took longer than %d ms to load (an endless loop?)", lua_tostring(L, -1),
+                        s->what ? s->what : "file", s->deadline_ms);
+        lua_error(L);
     }
 }
 

@@ -171,6 +171,17 @@ int nt_known(nt_service *s, const char *name)
     return s && cf_find(s->cfg, name) != NULL;
 }
 
+int nt_unknown(nt_service *s, const char *name, char *why, size_t why_size)
+{
+    if (nt_known(s, name))
+        return 0;
+    const char *hint = s ? cf_suggest(s->cfg, name) : NULL;
+    snprintf(why, why_size, "no notifier named '%s' in %s%s%s%s", name ? name : "",
+             s && s->cfg->path ? s->cfg->path : "the configuration", hint ? " (did you mean '" : "", hint ? hint : "",
+             hint ? "'?)" : "");
+    return 1;
+}
+
 static json_t *message_json(const nt_message *m)
 {
     json_t *msg = json_object();
@@ -277,16 +288,13 @@ int nt_submit(nt_service *s, const nt_message *m, char *err, size_t err_size)
     fake.run_id = (char *)m->run_id;
     fake.step = (char *)m->step;
     if (!n) {
-        const char *hint = cf_suggest(s->cfg, m->target);
         json_t *data = event_data(&fake, NULL);
-        char *why = ut_xasprintf("no notifier named '%s' in %s%s%s%s", fake.target,
-                                 s->cfg->path ? s->cfg->path : "the configuration", hint ? " (did you mean '" : "",
-                                 hint ? hint : "", hint ? "'?)" : "");
+        char why[512];
+        nt_unknown(s, fake.target, why, sizeof why);
         json_object_set_new(data, "reason", json_string(why));
         json_object_set_new(data, "retry", json_false());
         json_object_set_new(data, "attempt", json_integer(0));
         nt_emit(s, "notify.failed", &fake, data);
-        free(why);
         return 0;
     }
     json_t *msg = message_json(m);

@@ -217,6 +217,49 @@ static void transfer_free(nh_transfer *t)
     free(t);
 }
 
+/* text with every occurrence of needle replaced by with. malloc'd. */
+static char *replace_all(const char *text, const char *needle, const char *with)
+{
+    ut_buf b = {0};
+    ut_buf_append(&b, "", 0);
+    size_t n = strlen(needle);
+    const char *p = text, *hit;
+    while ((hit = strstr(p, needle))) {
+        ut_buf_append(&b, p, (size_t)(hit - p));
+        ut_buf_append(&b, with, strlen(with));
+        p = hit + n;
+    }
+    ut_buf_append(&b, p, strlen(p));
+    return b.data;
+}
+
+char *nh_safe_error(const char *text, const char *url)
+{
+    size_t n;
+    char *safe = sec_redact(text, strlen(text), &n);
+    CURLU *u = url ? curl_url() : NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+        static const CURLUPart parts[] = {CURLUPART_HOST, CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_PATH,
+                                          CURLUPART_QUERY};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            char *part = NULL;
+            if (curl_url_get(u, parts[i], &part, 0) != CURLUE_OK || !part)
+                continue;
+            const char *name = sec_holder(part, strlen(part));
+            if (name && strstr(safe, part)) {
+                char *with = ut_xasprintf("[secret %s]", name);
+                char *next = replace_all(safe, part, with);
+                free(with);
+                free(safe);
+                safe = next;
+            }
+            curl_free(part);
+        }
+    }
+    curl_url_cleanup(u);
+    return safe;
+}
+
 static int is_fatal(CURLcode code)
 {
     return code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT || code == CURLE_BAD_FUNCTION_ARGUMENT;
@@ -249,8 +292,7 @@ static void check_done(nh_multi *m)
         res.elapsed_ms = ut_mono_ms() - t->started;
         if (code != CURLE_OK) {
             const char *text = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
-            size_t n;
-            char *safe = sec_redact(text, strlen(text), &n);
+            char *safe = nh_safe_error(text, t->req.url);
             snprintf(res.error, sizeof res.error, "%s", safe);
             free(safe);
             size_t len = strlen(res.error);

@@ -150,6 +150,16 @@ static int contains_secret(const char *text, size_t len)
     return 0;
 }
 
+const char *sec_holder(const char *part, size_t len)
+{
+    if (!part || len < SECRET_MIN_LEN)
+        return NULL;
+    for (secret *s = known; s; s = s->next)
+        if (len <= s->len && memmem(s->value, s->len, part, len))
+            return s->name;
+    return NULL;
+}
+
 void sec_redact_json(json_t *value)
 {
     if (!known || !value)

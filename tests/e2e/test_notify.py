@@ -497,3 +497,167 @@ def test_drill_notifications_journaled_unless_live_notify(env):
         start = env.record("run.started", run="loud")["data"]
         check(start["live_notify"] is True, "run.started records live_notify")
     s.no_canary()
+
+
+# ------------------------------------------------------ runs, live
+
+def test_run_pages_acknowledges_and_resolves_one_incident(env):
+    """A live run: tier 1 (Slack) at start; a person answers; a step fails
+    with on_failure = "escalate" and pages PagerDuty and Opsgenie (tier 2);
+    the next answer acknowledges them (the first answer came before they
+    were paged); the run succeeds and resolves them: one dedup_key / alias
+    for the whole run, in that order."""
+    s = Suite(env)
+    with Receiver(body="ok") as slack, \
+            Receiver(status=202, body='{"status":"success","message":"Event processed"}', limit=10) as pd, \
+            Receiver(status=202, body='{"result":"Request will be processed"}', limit=10) as og:
+        s.secret_url("SLACK_URL", slack.url)
+        s.config('  slack = { type = "slack", url = secret "SLACK_URL" },\n'
+                 '  pd = { type = "pagerduty", routing_key = secret "PD_KEY", url = "%s" },\n'
+                 '  og = { type = "opsgenie", api_key = secret "OG_KEY", api_url = "http://127.0.0.1:%d" },'
+                 % (pd.url, og.port))
+        pb = env.playbook('''
+            step "look" { phase = "detection", manual = "Look at the EDR" },
+            step "isolate" { phase = "containment", on_failure = "escalate",
+              run = function(ctx) ctx.fail("the EDR refused") end },
+            step "by-hand" { phase = "containment", manual = "Pull the cable" },
+        ''', header='''severity = "high", phases = { "detection", "containment" },
+            escalation = { { notify = { "slack" } }, { after = "1h", notify = { "pd", "og" } } }''')
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1", stdin="done: seen\ndone: unplugged\n")
+        check(r.code == 0, "the run succeeds", r)
+        check(slack.count() == 1 and pd.count() == 3 and og.count() == 3,
+              "1 Slack message, 3 PagerDuty events, 3 Opsgenie calls (%d, %d, %d)"
+              % (slack.count(), pd.count(), og.count()))
+        events = [q["json"] for q in pd.requests]
+        check([e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"],
+              "trigger, acknowledge, resolve: %r" % [e["event_action"] for e in events])
+        check({e["dedup_key"] for e in events} == {"irp-r1"}, "one dedup_key for the run")
+        p = events[0]["payload"]
+        check(p["severity"] == "error" and "isolate" in p["summary"] and p["custom_details"]["step"] == "isolate"
+              and p["custom_details"]["phase"] == "containment" and p["custom_details"]["operator"] == "tester",
+              "the trigger names step, phase, operator: %r" % p)
+        paths = [q["path"] for q in og.requests]
+        check(paths == ["/v2/alerts", "/v2/alerts/irp-r1/acknowledge?identifierType=alias",
+                        "/v2/alerts/irp-r1/close?identifierType=alias"], "opsgenie create, ack, close: %r" % paths)
+        check(og.requests[0]["json"]["alias"] == "irp-r1", "alias is the run's")
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    check([(x["data"]["tier"], x["data"]["targets"]) for x in esc] == [(1, ["slack"]), (2, ["pd", "og"])],
+          "tiers and targets journaled: %r" % esc)
+    types = env.events()
+    ack = [i for i, x in enumerate(env.journal()) if x["type"] == "notify.queued"
+           and x["data"].get("action") == "acknowledge"]
+    answered = [i for i, t in enumerate(types) if t == "manual.answered"]
+    check(len(ack) == 2 and ack[0] > answered[0], "acknowledged at the second answer, after the page")
+    check(s.queued() == [], "outbox empty")
+    s.no_canary()
+
+
+def test_unknown_notifier_in_a_tier_stops_the_run_before_it_starts(env):
+    s = Suite(env)
+    with Receiver(body="ok", limit=5) as slack:
+        s.secret_url("SLACK_URL", slack.url)
+        s.config('  ["slack-ir"] = { type = "slack", url = secret "SLACK_URL" },')
+        pb = env.playbook('step "a" { run = function(ctx) return 1 end },',
+                          header='escalation = { { notify = { "slack-ir" } }, { after = "5m", notify = { "slak-ir" } } }')
+        for cmd in ("run", "drill"):
+            r = s.irp(cmd, pb, "--state-dir", env.state, "--run-id", "r-" + cmd)
+            check(r.code == 65, "%s refused" % cmd, r)
+            check(re.search(r"pb\.lua:1: escalation tier 2 notifies 'slak-ir', which would page nobody: no notifier "
+                            r"named 'slak-ir' in \S*irp\.conf\.lua \(did you mean 'slack-ir'\?\)", r.err),
+                  "file:line, tier, name and suggestion", r)
+            check(not os.path.exists(env.journal_path("r-" + cmd)), "nothing ran: no journal")
+        check(slack.count() == 0, "nobody was paged")
+    # the embedded default (no configuration) prints every name: nothing to refuse
+    os.remove(os.path.join(env.dir, "irp.conf.lua"))
+    r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r-default")
+    check(r.code == 0 and ">> notify slack-ir:" in r.out, "stdout answers to any name", r)
+    s.no_canary()
+
+
+def test_slow_endpoint_never_blocks_the_run_and_the_next_run_delivers_leftovers(env):
+    """Notifications to an endpoint that takes 1.5 s do not slow the steps
+    or the prompt; the run says why it waits at the end; an entry an earlier
+    process left in the outbox (endpoint down then) is sent by this run and
+    journaled in it, marked queued_by_run."""
+    s = Suite(env)
+    port = free_port()
+    s.secret_url("SOC_URL", "http://127.0.0.1:%d/hook" % port)
+    s.config(webhook("soc", ', timeout = "5s"'))
+    r = s.test("soc", "--wait", "300ms")
+    check(r.code == 69 and len(s.queued()) == 1, "one left while the endpoint is down", r)
+    left = s.queued()[0]["id"]
+    with Receiver(secret=WHSEC, port=port, delay=1.5, limit=20) as hook:
+        pb = env.playbook('''
+            step "a" { run = function(ctx) ctx.notify("soc", "one") ctx.notify("soc", "two") return 1 end },
+            step "m" { manual = "Answer at once" },
+            step "b" { run = function(ctx) ctx.notify("soc", "three") return 1 end },
+        ''')
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1", stdin="done\n")
+        check(r.code == 0, "the run succeeds", r)
+        fin = env.record("run.finished")["data"]
+        check(fin["duration_ms"] < 1000 * SLACK, "the steps never waited for the 1.5 s answers (%d ms)"
+              % fin["duration_ms"])
+        check("waiting up to" in r.out and "Ctrl-C leaves them in the outbox" in r.out, "the final wait is said", r)
+        check(hook.count() == 4 and all(q["sig_ok"] for q in hook.requests), "4 delivered, signed")
+        ids = [q["headers"]["webhook-id"] for q in hook.requests]
+        check(len(set(ids)) == 4 and left in ids, "the leftover among them, each once")
+    sent = [x for x in env.journal() if x["type"] == "notify.sent"]
+    check(len(sent) == 4, "4 notify.sent in the run's journal")
+    old = [x for x in sent if x["data"]["id"] == left]
+    check(len(old) == 1 and old[0]["data"].get("queued_by_run", "").startswith("notify-test-"),
+          "the leftover is marked with the process that queued it: %r" % old)
+    check(s.queued() == [], "outbox empty")
+    s.no_canary()
+
+
+def test_every_escalation_trigger_is_journaled_with_tier_and_targets(env):
+    """ctx.escalate climbs one tier and returns it; an approval waiting past
+    its step's timeout climbs the next (the timer runs while the prompt
+    waits); at the top the top tier is paged again."""
+    s = Suite(env)
+    pb = env.playbook('''
+        step "triage" { run = function(ctx) return { tier = ctx.escalate("ransom note found") } end },
+        step "isolate" { approval = "incident-commander", timeout = "10m", run = function(ctx) return 1 end },
+        step "again" { run = function(ctx) return { tier = ctx.escalate("still spreading") } end },
+    ''', header='''escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } },
+                                  { after = "6h", notify = { "ciso", "chat" } } }''')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1", "--speed", "3000"],
+                         cwd=env.dir, env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # 10 drill minutes are 200 ms
+    out, err = p.communicate("approve: IC on the bridge\n", timeout=20 * SLACK)
+    check(p.returncode == 0, "drill: %s %s" % (out, err))
+    esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
+    got = [(x["data"]["tier"], x["data"]["targets"], x.get("step")) for x in esc]
+    check(got[:3] == [(1, ["chat"], None), (2, ["pager"], "triage"), (3, ["ciso", "chat"], "isolate")],
+          "start, ctx.escalate, approval wait: %r" % got)
+    check(esc[1]["data"]["reason"] == "ransom note found", "ctx.escalate's reason")
+    check("has waited" in esc[2]["data"]["reason"] and "approval by incident-commander" in esc[2]["data"]["reason"],
+          "the wait is the reason: %r" % esc[2]["data"])
+    check(got[-1] == (3, ["ciso", "chat"], "again"), "at the top, the top tier again: %r" % got)
+    check(env.record("step.succeeded", "triage")["data"]["result"] == {"tier": 2}, "ctx.escalate returns the tier")
+    queued = [x for x in env.journal() if x["type"] == "notify.queued"]
+    check(len(queued) == sum(len(x["data"]["targets"]) for x in esc), "one notification per target of each tier")
+
+
+def test_live_drill_resolves_its_pages_however_it_ends(env):
+    """A drill with --live-notify pages PagerDuty for real, marked [DRILL];
+    when the exercise ends, failed or not, that incident is resolved: an
+    exercise never leaves a real page open. A failed live run keeps its
+    incident open."""
+    s = Suite(env)
+    with Receiver(status=202, body='{"status":"success"}', limit=10) as pd:
+        s.config('  pd = { type = "pagerduty", routing_key = secret "PD_KEY", url = "%s" },' % pd.url)
+        pb = env.playbook('step "a" { run = function(ctx) ctx.fail("the restore failed") end },',
+                          header='escalation = { { notify = { "pd" } } }')
+        r = s.irp("drill", pb, "--state-dir", env.state, "--run-id", "d1", "--live-notify")
+        check(r.code == 1, "the drill fails", r)
+        events = [q["json"] for q in pd.requests]
+        check([e["event_action"] for e in events] == ["trigger", "resolve"], "trigger then resolve: %r" % events)
+        check(events[0]["payload"]["summary"].startswith("[DRILL]") and events[1]["dedup_key"] == "irp-d1",
+              "marked DRILL, one key")
+        r = s.irp("run", pb, "--state-dir", env.state, "--run-id", "r1")
+        check(r.code == 1, "the live run fails", r)
+        check(pd.count() == 3 and pd.requests[2]["json"]["event_action"] == "trigger",
+              "a failed live run leaves its incident open for the people on it")
+    s.no_canary()

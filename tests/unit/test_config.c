@@ -201,6 +201,7 @@ static void test_sandbox(void **state)
     expect_error("print('hello')\n", "global 'print'");
     expect_error("local f = string.dump(function() end)\n", "field 'dump'");
     expect_error("while true do end\n", "took longer than");
+    expect_error("local x = 1\nwhile true do x = x + 1 end\n", "irp.conf.lua:2: the configuration took longer than");
     expect_error("local ok = pcall(function() while true do end end) while true do end\n", "took longer than");
     expect_error("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end\n", "memory");
 }

@@ -4,7 +4,8 @@
  * stripped), the messages for missing, unreadable, too short and too big
  * secrets, name validation, sec_redact (adjacent, overlapping, repeated,
  * longest match, binary text) and sec_redact_json on nested arrays and
- * objects, keys included, and sec_clear.
+ * objects, keys included, sec_holder (which secret a piece of text comes
+ * from), and sec_clear.
  * Every test starts and ends with an empty registry (sec_clear) and its own
  * variable names, so no test sees another's values.
  * Depends on: cmocka, jansson, secrets.h.
@@ -463,6 +464,20 @@ static void test_redact_json(void **state)
     unsetenv("IRPT_JSON_KEY");
 }
 
+static void test_holder(void **state)
+{
+    (void)state;
+    setenv("IRPT_HOLD_URL", "https://tok-abcdef.example.net/hooks/xyz", 1);
+    must_get("IRPT_HOLD_URL");
+    const char *host = "tok-abcdef.example.net";
+    assert_string_equal(sec_holder(host, strlen(host)), "IRPT_HOLD_URL");
+    assert_string_equal(sec_holder("/hooks/xyz", 10), "IRPT_HOLD_URL");
+    assert_null(sec_holder("tok", 3));            /* too short to say */
+    assert_null(sec_holder("other.example", 13)); /* not part of a secret */
+    assert_null(sec_holder(NULL, 0));
+    unsetenv("IRPT_HOLD_URL");
+}
+
 static void test_clear(void **state)
 {
     (void)state;
@@ -498,6 +513,7 @@ int main(void)
         T(test_redact_longest_match),
         T(test_redact_overlapping),
         T(test_redact_json),
+        T(test_holder),
         T(test_clear),
     };
 #undef T
