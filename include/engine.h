@@ -41,6 +41,9 @@ typedef struct eng_options {
     const char *resume_sha256;    /* the playbook's hash when the run started */
     json_t *resume_steps;     /* step ids when the run started */
     int resume_tier;          /* escalation tier reached before */
+    const char *resume_failed;        /* a step whose failure was recorded but whose on_failure */
+    const char *resume_failed_reason; /* had not acted yet when the run stopped (and why it failed) */
+    int resume_failed_escalated;      /* ... its on_failure = "escalate" is already on record */
     int64_t resume_elapsed_ms;/* run time before the resume */
     int force;                /* resume even though the playbook changed */
     long long resume_last_seq;/* last seq rs_load read: the journal must not have moved since */

@@ -379,6 +379,89 @@ def test_crash_kill_resume_loop(env):
     check(stats["kills"] >= wanted, "only %d kills" % stats["kills"])
 
 
+def failing_playbook(env):
+    """Steps that fail with every kind of on_failure: continue, escalate, a
+    forward jump (over two steps), a back jump (g fails once, then c and g
+    run again) and abort (d: e must never run)."""
+    def eff(name):
+        return 'ctx.exec{ "sh", "-c", "echo %s >> \\"$0\\"", ctx.vars.out }' % name
+    return env.playbook('''
+        step "a" { run = function(ctx) %s end },
+        step "f1" { on_failure = "continue", run = function(ctx) ctx.fail("one") end },
+        step "f2" { on_failure = "escalate", run = function(ctx) ctx.fail("two") end },
+        step "f3" { on_failure = "c", run = function(ctx) ctx.fail("three") end },
+        step "over1" { run = function(ctx) %s end },
+        step "over2" { run = function(ctx) %s end },
+        step "c" { run = function(ctx) %s end },
+        step "g" { on_failure = "c", run = function(ctx)
+            %s
+            local r = ctx.exec{ "sh", "-c", "[ -e \\"$0.flag\\" ] || { : > \\"$0.flag\\"; exit 1; }", ctx.vars.out }
+            if r.code ~= 0 then ctx.fail("first time") end
+          end },
+        step "d" { run = function(ctx) ctx.fail("four") end },
+        step "e" { run = function(ctx) %s end },
+    ''' % (eff("a"), eff("over1"), eff("over2"), eff("c"), eff("g"), eff("e")),
+        header='inputs = { out = { required = true } },\n'
+               'escalation = { { after = "1h", notify = { "stdout" } } }')
+
+
+def final_outcomes(recs):
+    out = {}
+    for r in recs:
+        if r["type"] in ("step.succeeded", "step.failed", "step.skipped"):
+            out[r["step"]] = r["type"]
+    return out
+
+
+def test_crash_after_a_failed_step_applies_its_on_failure(env):
+    """The run is cut after every record in turn (a crash at each point) and
+    resumed: a failure already on record is not forgotten. Its on_failure
+    acts on resume exactly as it would have (abort ends the run failed,
+    continue and escalate go on, escalating once; a jump skips or repeats
+    what it would have), and the outcome equals the uninterrupted run's."""
+    pb = failing_playbook(env)
+    out = os.path.join(env.dir, "eff")
+    r = env.run(pb, "-v", "out=" + out)
+    check(r.code == 1, "the uninterrupted run fails at d", r)
+    path = env.journal_path()
+    with open(path, "rb") as f:
+        whole = f.read()
+    base = env.journal()
+    want = final_outcomes(base)
+    check(want == {"a": "step.succeeded", "f1": "step.failed", "f2": "step.failed", "f3": "step.failed",
+                   "over1": "step.skipped", "over2": "step.skipped", "c": "step.succeeded",
+                   "g": "step.succeeded", "d": "step.failed"}, "baseline outcomes: %r" % want)
+    lines = whole.split(b"\n")[:-1]
+    flag_at = next(i for i, x in enumerate(base) if x["type"] == "step.exec" and ".flag" in x["data"]["command"])
+    for k in range(1, len(lines)):
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines[:k]) + b"\n")
+        if os.path.exists(out + ".flag") and k <= flag_at:
+            os.unlink(out + ".flag")  # the world as it was at the cut
+        if os.path.exists(out):
+            os.unlink(out)
+        cut = base[:k]
+        flying = replay_in_flight(cut)
+        label = "cut after seq %d (%s %s)" % (k, cut[-1]["type"], cut[-1].get("step") or "")
+        r = resume(env, "r1", "--in-flight", "retry")
+        recs = env.journal()
+        check(r.code == 1, "%s: the resumed run ends failed at d" % label, r)
+        check(recs[-1]["type"] == "run.finished" and recs[-1]["data"].get("failed_step") == "d",
+              "%s: run.finished failed at d: %r" % (label, recs[-1]))
+        check(final_outcomes(recs) == want, "%s: outcomes %r, uninterrupted %r" % (
+            label, final_outcomes(recs), want), r)
+        effects = open(out).read().split() if os.path.exists(out) else []
+        started = [x.get("step") for x in recs if x["type"] == "step.started"]
+        for never in ("e", "over1", "over2"):
+            check(never not in effects and never not in started, "%s: %s ran: %r" % (label, never, effects), r)
+        for s in ("a", "f1", "f2", "f3", "d"):
+            check(started.count(s) == 1 + (flying == s),
+                  "%s: %s started %d times (in flight at the cut: %r)" % (label, s, started.count(s), flying), r)
+        esc = [x for x in recs if x["type"] == "escalation.triggered" and x.get("step") == "f2"]
+        check(len(esc) == 1, "%s: f2 escalated %d times" % (label, len(esc)), r)
+        check(verify(env).code == 0, "%s: verifies" % label)
+
+
 # ---------------------------------------------------------------- 2. torn tail
 
 
