@@ -218,7 +218,7 @@ static const char *operator_name(void)
     return n && *n ? n : "operator";
 }
 
-static int sha256_file(const char *path, char hex[65])
+int eng_sha256_file(const char *path, char hex[65])
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -446,7 +446,7 @@ int eng_run_playbook(const eng_options *opt)
         goto out;
     }
     char hash[65] = "";
-    if (sha256_file(opt->playbook, hash) < 0) {
+    if (eng_sha256_file(opt->playbook, hash) < 0) {
         tm_error("%s: cannot read: %s", opt->playbook, strerror(errno));
         code = IRP_EXIT_DATAERR;
         goto out;

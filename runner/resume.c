@@ -20,7 +20,7 @@
 
 struct rs_context {
     json_t *records;
-    json_t *vars, *state, *steps, *attach, *plugins;
+    json_t *vars, *state, *steps, *sources, *attach, *plugins;
     char *playbook, *sha256, *in_flight;
     char *failed, *failed_reason; /* a step.failed whose on_failure had not yet acted */
     int failed_escalated;         /* ... and its escalation (on_failure = "escalate") is on record */
@@ -34,6 +34,7 @@ void rs_free(rs_context *c)
     json_decref(c->vars);
     json_decref(c->state);
     json_decref(c->steps);
+    json_decref(c->sources);
     json_decref(c->attach);
     json_decref(c->plugins);
     free(c->playbook);
@@ -138,6 +139,7 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     c->playbook = ut_xstrdup(file ? file : "");
     c->sha256 = ut_xstrdup(pr_str(pb, "sha256") ? pr_str(pb, "sha256") : "");
     c->steps = json_incref(json_object_get(pb, "steps"));
+    c->sources = json_incref(json_object_get(pb, "sources"));
     c->vars = json_deep_copy(json_object_get(sd, "inputs"));
     if (!json_is_object(c->vars)) {
         json_decref(c->vars);
@@ -224,6 +226,7 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->in_flight = c->in_flight;
     o->resume_sha256 = c->sha256;
     o->resume_steps = c->steps;
+    o->resume_sources = json_is_object(c->sources) ? c->sources : NULL;
     o->resume_tier = tier;
     o->resume_failed = c->failed;
     o->resume_failed_reason = c->failed_reason;

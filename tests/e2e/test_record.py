@@ -645,6 +645,45 @@ def test_resume_refuses_changed_playbook_unless_forced(env):
     check(verify(env).code == 0, "verifies")
 
 
+def test_resume_refuses_changed_attach_file_or_plugin(env):
+    """The steps of a run also come from --attach files and plugins: a change
+    to either is refused like a change to the playbook, naming the file."""
+    os.makedirs(os.path.join(env.dir, "plug"))
+    plugin = env.write("plug/mine.lua", '''
+        local M = {}
+        function M.hello() return step "hello" { run = function(ctx) return "v1" end } end
+        return M
+    ''')
+    att = env.write("att.lua", 'return attach { after = "a", step "local1" { run = function(ctx) return 1 end } }\n')
+    pb = env.playbook('''
+        require("mine").hello(),
+        step "a" { run = function(ctx) return { a = 1 } end },
+        step "wait" { run = function(ctx) ctx.exec{ "sleep", "30" } end },
+        step "b" { run = function(ctx) return { b = 2 } end },
+    ''')
+    bg = interrupted_run(env, pb, "wait", extra_args=["--attach", att, "--plugins", os.path.join(env.dir, "plug")])
+    check(bg.p.returncode == 130, "interrupted", bg.output())
+    path = env.journal_path()
+    with open(path, "rb") as f:
+        before = f.read()
+    env.write("att.lua", 'return attach { after = "a", step "local2" { run = function(ctx) return 2 end } }\n')
+    r = resume(env, "r1", "--in-flight", "done")
+    check(r.code == 65 and "att.lua changed" in r.err and "steps added: local2" in r.err
+          and "steps removed: local1" in r.err and "--force" in r.err, "a changed attach file is refused", r)
+    env.write("att.lua", 'return attach { after = "a", step "local1" { run = function(ctx) return 1 end } }\n')
+    with open(plugin, "a") as f:
+        f.write("-- edited\n")
+    r = resume(env, "r1", "--in-flight", "done")
+    check(r.code == 65 and "mine.lua changed" in r.err and "pb.lua" not in r.err, "a changed plugin is refused", r)
+    with open(path, "rb") as f:
+        check(f.read() == before, "refused resumes write nothing")
+    r = resume(env, "r1", "--in-flight", "done", "--force")
+    check(r.code == 0, "--force resumes", r)
+    rec = env.record("run.resumed")["data"]
+    check(rec.get("forced") is True and "mine.lua changed" in rec.get("changed", ""), "journaled: %r" % rec)
+    check(verify(env).code == 0, "verifies")
+
+
 # ---------------------------------------------------------------- 4. interrupts
 
 
