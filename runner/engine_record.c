@@ -208,10 +208,11 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     }
     r->jr = jr_open_append(r->run_dir, err, err_size);
     if (!r->jr) {
+        int bad = errno == EBADMSG; /* damage, rather than a failing disk */
         tm_error("%s", err);
         free(what);
         json_decref(sources);
-        return IRP_EXIT_DATAERR;
+        return bad ? IRP_EXIT_DATAERR : IRP_EXIT_IOERR;
     }
     /* Another irp may have resumed (even finished) the run between our
      * reading its journal and taking its lock: what we read is stale. A

@@ -963,6 +963,48 @@ def test_journal_failure_at_resume_stops_before_any_step(env):
     check(r.code == 0 and os.path.exists(out), "recoverable afterwards", r)
 
 
+def test_journal_failure_while_setting_a_tear_aside(env):
+    """A disk that fails while resume sets a torn tail aside is an I/O error
+    (74, the cause named), not a damaged journal (65); nothing runs; once
+    the disk is back, the resume completes and the side file is on record
+    even though the failed open could not record it."""
+    if SANITIZED:
+        print("       (test_journal_failure_while_setting_a_tear_aside skipped: LD_PRELOAD under ASan)")
+        return
+    so = build_shim(env.dir)
+    out = os.path.join(env.dir, "after")
+    pb = env.playbook('''
+        step "a" { run = function(ctx) return 1 end },
+        step "b" { run = function(ctx) ctx.exec{ "touch", "%s" } end },
+    ''' % out)
+    check(env.run(pb).code == 0, "run")
+    os.unlink(out)
+    path = env.journal_path()
+    with open(path, "rb") as f:
+        whole = f.read()
+    lines = whole.split(b"\n")[:-1]
+    at = next(i for i, x in enumerate(lines) if b'"step.started","step":"b"' in x)
+    for op in ("write", "sync"):
+        label = "%s fails while the tear is set aside" % op
+        for n in os.listdir(os.path.dirname(path)):
+            if n.startswith("journal.torn"):
+                os.unlink(os.path.join(os.path.dirname(path), n))
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines[:at]) + b"\n" + lines[at][:40])  # b's start, torn
+        r = resume(env, "r1", "--in-flight", "retry", timeout=30,
+                   env={"LD_PRELOAD": so, "FAULT_OP": op, "FAULT_AFTER": "0", "FAULT_ERRNO": "ENOSPC"})
+        check(r.code == 74 and "No space left on device" in r.err, "%s: exit 74 naming the cause" % label, r)
+        check(not os.path.exists(out), "%s: b did not run" % label)
+        r = resume(env, "r1", "--in-flight", "retry")
+        check(r.code == 0 and os.path.exists(out), "%s: resumes once the disk is back" % label, r)
+        os.unlink(out)
+        saved = sorted(n for n in os.listdir(os.path.dirname(path)) if n.startswith("journal.torn."))
+        torn = [x["data"] for x in env.journal() if x["type"] == "journal.torn"]
+        check(saved and sorted(t["saved_as"] for t in torn) == saved and all(t["bytes"] == 40 for t in torn),
+              "%s: every side file is recorded: %r vs %r" % (label, torn, saved))
+        check(verify(env).code == 0, "%s: verifies" % label)
+
+
 # ---------------------------------------------------------------- 7. status and log
 
 
