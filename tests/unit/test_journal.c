@@ -322,8 +322,9 @@ static void test_torn_every_offset(void **state)
             assert_int_equal(res.records, whole);
             assert_int_equal(res.bad_line, whole + 1);
             char want[128];
-            snprintf(want, sizeof want, "line %d: torn: last line is incomplete (%zu bytes, no newline)",
-                     whole + 1, tail);
+            snprintf(want, sizeof want,
+                     "line %d: torn: last line is incomplete (%zu bytes, no newline; it would be seq %d)",
+                     whole + 1, tail, whole + 1);
             assert_string_equal(res.what, want);
         }
 
