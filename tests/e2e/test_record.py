@@ -594,6 +594,13 @@ def test_damage_before_the_tail_is_not_a_tear(env):
         check("torn" not in text, "%s: damage in the middle is not a tear" % name, v)
         check(any(w in text for w in words), "%s: verify says what is wrong" % name, v)
         check(re.search(r"line \d+", text) and re.search(r"seq", text), "%s: names line and seq" % name, v)
+        st = env.irp("status", "r1", "--state-dir", env.state)
+        check(st.code == 0 and "BROKEN" in st.out and "irp resume" not in st.out,
+              "%s: status says the journal is broken, and does not offer a resume" % name, st)
+        st = env.irp("status", "--state-dir", env.state)
+        check(re.search(r"^r1\s+live\s+BROKEN", st.out, re.M), "%s: the run list says BROKEN" % name, st)
+        lg = env.irp("log", "r1", "--json", "--state-dir", env.state)
+        check("fails verification" in lg.err, "%s: log warns that the journal fails verification" % name, lg)
         with open(path, "rb") as f:
             before = f.read()
         r = resume(env, "r1", "--in-flight", "retry", timeout=20)
