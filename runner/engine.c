@@ -46,6 +46,7 @@ void eng_record(eng_run *r, const char *type, const char *step, const char *acto
     if (jr_append(r->jr, type, step, actor, data) < 0) {
         if (jr_error(r->jr)) {
             r->journal_failed = 1;
+            nt_hold(r->notify); /* no notification leaves without its record */
             tm_error("the journal cannot be written (%s): stopping before any further side effect",
                      jr_error(r->jr));
         } else {
@@ -65,6 +66,7 @@ int eng_barrier(eng_run *r)
         return -1;
     if (jr_sync(r->jr) < 0) {
         r->journal_failed = 1;
+        nt_hold(r->notify);
         tm_error("the journal cannot be synced (%s): stopping before any further side effect",
                  jr_error(r->jr));
         return -1;
@@ -509,7 +511,11 @@ int eng_run_playbook(const eng_options *opt)
         code = r->fx->finish(r, status, code);
     if (!strcmp(status, "succeeded"))
         nt_run_event(r->notify, r->run_id, "resolve");
-    if (nt_pending(r->notify)) {
+    if (r->journal_failed && nt_pending(r->notify)) {
+        tm_warn("%zu notification%s not sent: the journal cannot be written; kept in the outbox for "
+                "`irp outbox flush` once the disk is fixed", nt_pending(r->notify),
+                nt_pending(r->notify) == 1 ? "" : "s");
+    } else if (nt_pending(r->notify)) {
         size_t left = nt_drain(r->notify, 10000);
         if (left)
             tm_warn("%zu notification%s not delivered yet: kept in the outbox for the next run or `irp outbox flush`",
