@@ -40,7 +40,11 @@ typedef struct eng_options {
     const char *in_flight_answer; /* --in-flight retry|skip|done, or NULL */
     const char *resume_sha256;    /* the playbook's hash when the run started */
     json_t *resume_steps;     /* step ids when the run started */
+    json_t *resume_sources;   /* {path: sha256} of its attach files and plugins then, or NULL */
     int resume_tier;          /* escalation tier reached before */
+    const char *resume_failed;        /* a step whose failure was recorded but whose on_failure */
+    const char *resume_failed_reason; /* had not acted yet when the run stopped (and why it failed) */
+    int resume_failed_escalated;      /* ... its on_failure = "escalate" is already on record */
     int64_t resume_elapsed_ms;/* run time before the resume */
     int force;                /* resume even though the playbook changed */
     long long resume_last_seq;/* last seq rs_load read: the journal must not have moved since */
@@ -142,6 +146,8 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
 /* Records a step's outcome in the run state and tells the worker. */
 void eng_set_state(eng_run *r, const char *id, const char *status, json_t *result);
 /* Opening the record (engine_record.c); each returns 0 or an exit code. */
+/* Lower-case hex SHA-256 of a file's content: 0, or -1 (errno). */
+int eng_sha256_file(const char *path, char hex[65]);
 int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char *err, size_t err_size);
 int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size);
 int eng_decide_in_flight(eng_run *r);

@@ -30,8 +30,11 @@ jr_journal *jr_create(const char *run_dir, const char *run_id, const char *mode,
 /* Opens an existing journal to append more records (resume). A torn last
  * line (no trailing newline, or not valid JSON while every earlier line is)
  * is moved to <run_dir>/journal.torn.<seq> and a journal.torn record
- * {"bytes":N,"saved_as":NAME} is appended. Damage before the tail is not a
- * tear: the open fails with err naming the first bad record. */
+ * {"bytes":N,"saved_as":NAME} is appended (and one for any side file an
+ * earlier open saved but stopped before recording). Damage before the tail is not a
+ * tear: the open fails with err naming the first bad record.
+ * On failure errno is EBADMSG when the journal's content is the problem
+ * (damage, nothing whole), else the I/O error (setting a tear aside failed). */
 jr_journal *jr_open_append(const char *run_dir, char *err, size_t err_size);
 
 /* Appends one record. step and actor may be NULL; data is stolen (NULL

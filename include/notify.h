@@ -68,6 +68,11 @@ nt_service *nt_open(uv_loop_t *loop, const char *config_path, const char *state_
  * once it does. */
 void nt_start(nt_service *s);
 
+/* From now on no delivery starts (the run's journal failed: nothing may
+ * leave the process without its record); what is queued, or queued later,
+ * stays in the outbox for the next run or `irp outbox flush`. */
+void nt_hold(nt_service *s);
+
 /* Makes a running nt_drain / nt_flush return at once (for SIGINT);
  * what is left stays in the outbox. Safe from a uv_signal callback. */
 void nt_interrupt(nt_service *s);

@@ -73,6 +73,7 @@ struct nt_service {
     int in_pass;
     int draining;           /* nt_drain waits: stop the loop when nothing is left */
     int started;            /* nt_start (or a submit/drain) happened: passes may run */
+    int held;               /* nt_hold: no pass starts any more */
     int interrupted;        /* nt_interrupt during a drain */
 };
 

@@ -155,7 +155,8 @@ static const char *const resume_help =
     "\n"
     "  --in-flight retry|skip|done  answer for the in-flight step (unattended)\n"
     "  --yes                        answer manual steps done and approvals granted\n"
-    "  --force                      resume even though the playbook file changed\n"
+    "  --force                      resume even though the playbook, an --attach file or\n"
+    "                               a plugin it loads changed\n"
     "                               (refused otherwise: exit 65, naming what changed)\n"
     "\n"
     "Exit codes as for irp run; 75 when the run is locked by another irp (its pid is\n"
@@ -165,16 +166,17 @@ static const char *const status_help =
     "usage: irp status [RUN_ID] [--state-dir DIR]\n"
     "\n"
     "Without RUN_ID: every run in the state directory, with its mode and state\n"
-    "(running, succeeded, failed, interrupted, stopped). With RUN_ID: the last word on\n"
-    "each step (IN FLIGHT marks a step that started and has no outcome) and how to\n"
-    "continue it.\n";
+    "(running, succeeded, failed, interrupted, stopped; BROKEN when its journal fails\n"
+    "irp verify). With RUN_ID: the last word on each step (IN FLIGHT marks a step that\n"
+    "started and has no outcome) and how to continue it.\n";
 
 static const char *const log_help =
     "usage: irp log RUN_ID [--follow] [--json] [--state-dir DIR]\n"
     "\n"
     "Prints a run's journal as a timeline: time, record number, event, step, detail.\n"
     "  --follow   keep printing new records until the run ends (like tail -f)\n"
-    "  --json     the raw JSON lines\n";
+    "  --json     the raw JSON lines\n"
+    "A journal that fails irp verify is still shown, with a warning on stderr.\n";
 
 static const char *const test_help =
     "usage: irp test [SCENARIO | DIR]... [--plugins DIR]... [--attach FILE]...\n"

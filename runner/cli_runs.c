@@ -55,6 +55,19 @@ static const char *run_state(json_t *records, long holder)
     return "stopped"; /* crashed or killed: resumable */
 }
 
+/* 1 when the journal fails verification for more than a torn last line
+ * (which resume sets aside): its what goes into what. */
+static int journal_damaged(const char *path, size_t records, size_t torn, char *what, size_t what_size)
+{
+    jr_verify_result vr;
+    if (jr_verify_file(path, &vr) < 0 || vr.intact)
+        return 0; /* unreadable is reported by the caller's read */
+    if (torn && vr.bad_line == (long long)records + 1)
+        return 0;
+    snprintf(what, what_size, "%s", vr.what);
+    return 1;
+}
+
 static int status_one(const char *state_dir, const char *id)
 {
     char *run_dir = st_run_dir(state_dir, id);
@@ -77,7 +90,12 @@ static int status_one(const char *state_dir, const char *id)
     printf("\nplaybook %s (%s), started %s by %s\n", pr_str(pb, "title") ? pr_str(pb, "title") : "?",
            pr_str(pb, "file") ? pr_str(pb, "file") : "?", pr_str(first, "ts") ? pr_str(first, "ts") : "?",
            data_str(first, "operator") ? data_str(first, "operator") : "?");
-    if (torn)
+    char damage[256];
+    int damaged = journal_damaged(path, json_array_size(records), torn, damage, sizeof damage);
+    if (damaged)
+        printf("the journal is BROKEN: %s\n  what follows is unverified; it cannot be resumed (irp verify %s)\n",
+               damage, id);
+    else if (torn)
         printf("the journal ends with a torn record (%zu bytes); it is set aside when the run resumes\n", torn);
     /* The last word on each step, in the order steps first appeared. */
     json_t *order = json_array(), *last = json_object();
@@ -105,7 +123,7 @@ static int status_one(const char *state_dir, const char *id)
     json_t *tail = json_array_get(records, json_array_size(records) - 1);
     printf("last record: #%lld %s at %s\n", pr_int(tail, "seq", 0), pr_str(tail, "type"), pr_str(tail, "ts"));
     const char *st = run_state(records, holder);
-    if (!strcmp(st, "interrupted") || !strcmp(st, "stopped"))
+    if (!damaged && (!strcmp(st, "interrupted") || !strcmp(st, "stopped")))
         printf("continue it with: irp resume %s\n", id);
     json_decref(order);
     json_decref(last);
@@ -144,15 +162,19 @@ static int status_all(const char *state_dir)
         char *run_dir = ut_xasprintf("%s/%s", runs, ids[i]);
         char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
         char err[256];
-        json_t *records = jr_read(path, NULL, err, sizeof err);
+        size_t torn = 0;
+        json_t *records = jr_read(path, &torn, err, sizeof err);
         if (records && json_array_size(records)) {
             json_t *first = json_array_get(records, 0);
             json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
-            printf("%-28s %-6s %-12s %-24s %s\n", ids[i], pr_str(first, "mode") ? pr_str(first, "mode") : "?",
-                   run_state(records, lock_holder(run_dir)), pr_str(first, "ts") ? pr_str(first, "ts") : "?",
-                   pr_str(pb, "id") ? pr_str(pb, "id") : "?");
+            char damage[256];
+            int damaged = journal_damaged(path, json_array_size(records), torn, damage, sizeof damage);
+            printf("%-28s %-6s %-12s %-24s %s%s\n", ids[i], pr_str(first, "mode") ? pr_str(first, "mode") : "?",
+                   damaged ? "BROKEN" : run_state(records, lock_holder(run_dir)),
+                   pr_str(first, "ts") ? pr_str(first, "ts") : "?", pr_str(pb, "id") ? pr_str(pb, "id") : "?",
+                   damaged ? "  (irp verify: the journal fails verification)" : "");
         } else {
-            printf("%-28s %-6s %-12s %s\n", ids[i], "?", "unreadable", err);
+            printf("%-28s %-6s %-12s %s\n", ids[i], "?", "unreadable", records ? "empty journal (nothing ran)" : err);
         }
         json_decref(records);
         free(run_dir);
@@ -238,14 +260,19 @@ int cli_log(int argc, char **argv)
     size_t shown = 0;
     int rc = 0;
     int ended = 0; /* the run's last record was seen, in this poll or an earlier one */
-    for (;;) {
+    for (int poll = 0;; poll++) {
         char err[512];
-        json_t *records = jr_read(path, NULL, err, sizeof err);
+        size_t torn = 0;
+        json_t *records = jr_read(path, &torn, err, sizeof err);
         if (!records) {
             fprintf(stderr, "irp log: %s\n", err);
             rc = IRP_EXIT_DATAERR;
             break;
         }
+        char damage[256];
+        if (poll == 0 && journal_damaged(path, json_array_size(records), torn, damage, sizeof damage))
+            fprintf(stderr, "irp log: WARNING: the journal fails verification (%s): what it shows is "
+                    "unverified (irp verify %s)\n", damage, id);
         for (size_t i = shown; i < json_array_size(records); i++) {
             json_t *rec = json_array_get(records, i);
             if (as_json) {

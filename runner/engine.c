@@ -46,6 +46,7 @@ void eng_record(eng_run *r, const char *type, const char *step, const char *acto
     if (jr_append(r->jr, type, step, actor, data) < 0) {
         if (jr_error(r->jr)) {
             r->journal_failed = 1;
+            nt_hold(r->notify); /* no notification leaves without its record */
             tm_error("the journal cannot be written (%s): stopping before any further side effect",
                      jr_error(r->jr));
         } else {
@@ -65,6 +66,7 @@ int eng_barrier(eng_run *r)
         return -1;
     if (jr_sync(r->jr) < 0) {
         r->journal_failed = 1;
+        nt_hold(r->notify);
         tm_error("the journal cannot be synced (%s): stopping before any further side effect",
                  jr_error(r->jr));
         return -1;
@@ -218,7 +220,7 @@ static const char *operator_name(void)
     return n && *n ? n : "operator";
 }
 
-static int sha256_file(const char *path, char hex[65])
+int eng_sha256_file(const char *path, char hex[65])
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -322,24 +324,41 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
     size_t i = 0;
     const char *status = "succeeded";
     *exit_code = IRP_EXIT_OK;
+    /* A failure recorded just before the run stopped, whose on_failure had
+     * not acted yet (resume.c): it acts now, and the step is not run again. */
+    const char *pending = r->opt->resume_failed;
+    int escalated = r->opt->resume_failed_escalated;
     while (i < total) {
         json_t *def = json_array_get(r->steps, i);
         const char *id = pr_str(def, "id");
         json_t *st = json_object_get(r->state, id);
-        if (st && pr_str(st, "status") && strcmp(pr_str(st, "status"), "started") != 0) {
+        char *reason = NULL;
+        enum eng_outcome out;
+        if (pending && id && !strcmp(pending, id) && st && !strcmp(pr_str(st, "status") ? pr_str(st, "status") : "", "failed")) {
+            pending = NULL;
+            reason = ut_xstrdup(r->opt->resume_failed_reason ? r->opt->resume_failed_reason : "?");
+            tm_line(TM_YELLOW, "   step \"%s\" failed before the run stopped (%s): its on_failure (%s) applies now", id,
+                    reason, pr_str(def, "on_failure") ? pr_str(def, "on_failure") : "abort");
+            out = OUT_FAILED;
+            if (escalated && pr_str(def, "on_failure") && !strcmp(pr_str(def, "on_failure"), "escalate")) {
+                free(reason);
+                i++; /* its escalation is on record already */
+                continue;
+            }
+        } else if (st && pr_str(st, "status") && strcmp(pr_str(st, "status"), "started") != 0) {
             i++; /* finished before (resume): its result stands */
             continue;
+        } else {
+            if (++visits[i] > MAX_VISITS_PER_STEP) {
+                tm_error("step \"%s\" was reached %d times through on_failure jumps: stopping the loop", id,
+                         MAX_VISITS_PER_STEP);
+                *failed_step = ut_xstrdup(id);
+                status = "failed";
+                *exit_code = IRP_EXIT_FAILED;
+                break;
+            }
+            out = eng_run_step(r, i, total, &last_phase, &reason);
         }
-        if (++visits[i] > MAX_VISITS_PER_STEP) {
-            tm_error("step \"%s\" was reached %d times through on_failure jumps: stopping the loop", id,
-                     MAX_VISITS_PER_STEP);
-            *failed_step = ut_xstrdup(id);
-            status = "failed";
-            *exit_code = IRP_EXIT_FAILED;
-            break;
-        }
-        char *reason = NULL;
-        enum eng_outcome out = eng_run_step(r, i, total, &last_phase, &reason);
         if (r->journal_failed || out == OUT_FATAL) {
             free(reason);
             status = "fatal";
@@ -380,8 +399,11 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
                 /* Jumping forward: the steps in between are skipped, on the record. */
                 for (size_t k = i + 1; k < (size_t)target; k++) {
                     const char *skipped = pr_str(json_array_get(r->steps, k), "id");
+                    if (json_object_get(r->state, skipped))
+                        continue; /* recorded before the run stopped and was resumed */
                     char *why = ut_xasprintf("jumped over by on_failure of \"%s\"", id);
-                    eng_record(r, "step.skipped", skipped, r->operator_name, json_pack("{s:s}", "reason", why));
+                    eng_record(r, "step.skipped", skipped, r->operator_name,
+                               json_pack("{s:s, s:s}", "reason", why, "jumped_from", id));
                     eng_set_state(r, skipped, "skipped", NULL);
                     free(why);
                 }
@@ -454,7 +476,7 @@ int eng_run_playbook(const eng_options *opt)
         goto out;
     }
     char hash[65] = "";
-    if (sha256_file(opt->playbook, hash) < 0) {
+    if (eng_sha256_file(opt->playbook, hash) < 0) {
         tm_error("%s: cannot read: %s", opt->playbook, strerror(errno));
         code = IRP_EXIT_DATAERR;
         goto out;
@@ -520,7 +542,11 @@ int eng_run_playbook(const eng_options *opt)
      * (an interrupted one is resolved when its resume finishes). */
     if (!strcmp(status, "succeeded") || (r->opt->drill && !strcmp(status, "failed")))
         nt_run_event(r->notify, r->run_id, "resolve");
-    if (nt_pending(r->notify)) {
+    if (r->journal_failed && nt_pending(r->notify)) {
+        tm_warn("%zu notification%s not sent: the journal cannot be written; kept in the outbox for "
+                "`irp outbox flush` once the disk is fixed", nt_pending(r->notify),
+                nt_pending(r->notify) == 1 ? "" : "s");
+    } else if (nt_pending(r->notify)) {
         /* Up to 10 s in all; said out loud after the first, so a silent
          * terminal never looks like a hung run. */
         size_t left = nt_drain(r->notify, 1000);

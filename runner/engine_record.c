@@ -32,6 +32,28 @@ static json_t *outline_step_ids(eng_run *r)
     return ids;
 }
 
+/* {absolute path: sha256} of the other files the steps came from: the
+ * attach files and the plugins the playbook loaded ("unreadable" when a
+ * file cannot be read). */
+static json_t *source_hashes(eng_run *r)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r->outline, "sources"), i, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        char *abs = realpath(json_string_value(v), NULL);
+        char hex[65];
+        if (eng_sha256_file(json_string_value(v), hex) < 0)
+            snprintf(hex, sizeof hex, "unreadable");
+        json_object_set_new(out, abs ? abs : json_string_value(v), json_string(hex));
+        free(abs);
+    }
+    return out;
+}
+
 /* Creates the run directory, takes its lock and writes run.started. 0 or an exit code. */
 /* The paths of list made absolute (as given when they cannot be resolved);
  * items of the configuration's attach section only when they are for
@@ -92,6 +114,7 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
                                 "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
     /* What a resume must load again to get the same steps, found from
      * wherever the resume is started. */
+    json_object_set_new(json_object_get(started, "playbook"), "sources", source_hashes(r));
     json_object_set_new(started, "attach", absolute_paths(opt->attach, pr_str(r->outline, "id")));
     json_object_set_new(started, "plugins", absolute_paths(opt->plugins, NULL));
     free(abs);
@@ -114,12 +137,29 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
     return 0;
 }
 
-/* Says what differs between the playbook now and when the run started. */
-static char *describe_change(eng_run *r, const char *hash)
+/* Says what differs between the playbook (its attach files and plugins,
+ * its steps) now and when the run started; NULL when nothing does. */
+static char *describe_change(eng_run *r, const char *hash, json_t *sources)
 {
     ut_buf b = {0};
-    ut_buf_printf(&b, "%s changed since the run started (sha256 %.12s... now %.12s...)", r->opt->playbook,
-                  r->opt->resume_sha256, hash);
+    if (strcmp(hash, r->opt->resume_sha256 ? r->opt->resume_sha256 : "") != 0)
+        ut_buf_printf(&b, "%s changed since the run started (sha256 %.12s... now %.12s...)", r->opt->playbook,
+                      r->opt->resume_sha256, hash);
+    json_t *then_src = r->opt->resume_sources;
+    const char *path;
+    json_t *h;
+    if (then_src) {
+        json_object_foreach(then_src, path, h)
+        {
+            json_t *now_h = json_object_get(sources, path);
+            if (!now_h)
+                ut_buf_printf(&b, "%s%s is no longer loaded", b.len ? "; " : "", path);
+            else if (!json_equal(h, now_h))
+                ut_buf_printf(&b, "%s%s changed since the run started", b.len ? "; " : "", path);
+        }
+        json_object_foreach(sources, path, h) if (!json_object_get(then_src, path))
+            ut_buf_printf(&b, "%s%s is loaded now but was not when the run started", b.len ? "; " : "", path);
+    }
     json_t *now = outline_step_ids(r);
     json_t *then = r->opt->resume_steps;
     const char *labels[2] = {"steps added: ", "steps removed: "};
@@ -133,39 +173,46 @@ static char *describe_change(eng_run *r, const char *hash)
             int found = 0;
             json_array_foreach(lists[k][1], j, bb) if (json_equal(a, bb)) found = 1;
             if (!found) {
-                ut_buf_printf(&b, "%s%s", first ? (k ? "; " : "; ") : ", ", first ? labels[k] : "");
+                ut_buf_printf(&b, "%s%s", first ? (b.len ? "; " : "") : ", ", first ? labels[k] : "");
                 ut_buf_puts(&b, json_string_value(a) ? json_string_value(a) : "?");
                 first = 0;
             }
         }
     }
     json_decref(now);
-    return b.data;
+    return b.data; /* NULL when nothing was printed */
 }
 
 /* Reopens a run's journal to continue it. 0 or an exit code. */
 int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size)
 {
     const eng_options *opt = r->opt;
-    int changed = strcmp(hash, opt->resume_sha256 ? opt->resume_sha256 : "") != 0;
+    json_t *sources = source_hashes(r);
+    char *what = describe_change(r, hash, sources);
+    int changed = what != NULL;
     if (changed && !opt->force) {
-        char *what = describe_change(r, hash);
         tm_error("%s; a run is resumed only with the playbook it started with (irp resume %s --force "
                  "continues anyway, and journals that it did)",
                  what, r->run_id);
         free(what);
+        json_decref(sources);
         return IRP_EXIT_DATAERR;
     }
     long holder = 0;
     r->lock_fd = jr_lock_run(r->run_dir, &holder, err, err_size);
     if (r->lock_fd < 0) {
         tm_error("%s", err);
+        free(what);
+        json_decref(sources);
         return IRP_EXIT_TEMPFAIL;
     }
     r->jr = jr_open_append(r->run_dir, err, err_size);
     if (!r->jr) {
+        int bad = errno == EBADMSG; /* damage, rather than a failing disk */
         tm_error("%s", err);
-        return IRP_EXIT_DATAERR;
+        free(what);
+        json_decref(sources);
+        return bad ? IRP_EXIT_DATAERR : IRP_EXIT_IOERR;
     }
     /* Another irp may have resumed (even finished) the run between our
      * reading its journal and taking its lock: what we read is stale. A
@@ -175,6 +222,8 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
         tm_error("run %s changed while this resume was starting (another irp continued it): "
                  "irp status %s shows where it stands",
                  r->run_id, r->run_id);
+        free(what);
+        json_decref(sources);
         return IRP_EXIT_TEMPFAIL;
     }
     json_decref(r->state);
@@ -184,8 +233,13 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
                              r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",
                              changed && opt->force);
-    if (changed)
+    if (changed) {
         json_object_set_new(data, "playbook_sha256", json_string(hash));
+        json_object_set_new(data, "sources", json_incref(sources));
+        json_object_set_new(data, "changed", json_string(what));
+    }
+    free(what);
+    json_decref(sources);
     eng_record(r, "run.resumed", NULL, r->operator_name, data);
     tm_line(TM_BOLD, "== resuming run %s: %zu step%s already finished", r->run_id, json_object_size(r->state),
             json_object_size(r->state) == 1 ? "" : "s");

@@ -295,6 +295,16 @@ fail:
     return NULL;
 }
 
+/* The names save_torn gives the tear of record seq: journal.torn.<seq>,
+ * then .1, .2 ... when taken. */
+static void torn_name(char *name, size_t name_size, long long seq, int attempt)
+{
+    if (attempt == 0)
+        snprintf(name, name_size, "journal.torn.%lld", seq);
+    else
+        snprintf(name, name_size, "journal.torn.%lld.%d", seq, attempt);
+}
+
 /* Copies the torn tail [at, at + n) of fd into a new file in run_dir and
  * makes it durable. Returns 0 with the file's name in name, or -1. */
 static int save_torn(int fd, off_t at, off_t n, const char *run_dir, long long seq, char *name,
@@ -304,10 +314,7 @@ static int save_torn(int fd, off_t at, off_t n, const char *run_dir, long long s
     char *path = NULL;
     /* A crash during an earlier recovery may have left this name taken. */
     for (int attempt = 0; attempt < 100 && out < 0; attempt++) {
-        if (attempt == 0)
-            snprintf(name, name_size, "journal.torn.%lld", seq);
-        else
-            snprintf(name, name_size, "journal.torn.%lld.%d", seq, attempt);
+        torn_name(name, name_size, seq, attempt);
         free(path);
         path = ut_xasprintf("%s/%s", run_dir, name);
         out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -354,6 +361,37 @@ fail:
     return -1;
 }
 
+/* A side file named for record seq whose journal.torn record is missing:
+ * an earlier open set a tear aside and stopped (crash, disk full) before
+ * recording it. Records each such file (but skip, just recorded), so
+ * every side file is on the record. 0 or -1 with err. */
+static int record_orphans(jr_journal *j, const char *run_dir, long long seq, const char *skip, char *err,
+                          size_t err_size)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char name[64];
+        torn_name(name, sizeof name, seq, attempt);
+        if (skip && !strcmp(name, skip))
+            continue;
+        char *path = ut_xasprintf("%s/%s", run_dir, name);
+        struct stat st;
+        int found = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+        free(path);
+        if (!found)
+            break; /* the names are taken in order */
+        json_t *data = json_object();
+        json_object_set_new(data, "bytes", json_integer((json_int_t)st.st_size));
+        json_object_set_new(data, "saved_as", json_string(name));
+        json_object_set_new(data, "note", json_string("set aside by an earlier open that stopped before "
+                                                      "recording it"));
+        if (jr_append_sync(j, "journal.torn", NULL, NULL, data) < 0) {
+            set_err(err, err_size, "%s", j->error ? j->error : "journal: cannot record journal.torn");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Sets a torn tail aside, cuts the journal back to its last whole record
  * and records what was done. The bytes are saved (and durable) before the
  * journal is cut, so a crash in between loses nothing. */
@@ -371,8 +409,8 @@ static int recover_torn(jr_journal *j, const char *run_dir, const jr_walk *w, ch
         return -1;
     }
     char name[64];
-    if (save_torn(j->fd, w->good_end, w->torn_bytes, run_dir, j->seq + 1, name, sizeof name, err,
-                  err_size) < 0)
+    long long seq = j->seq + 1;
+    if (save_torn(j->fd, w->good_end, w->torn_bytes, run_dir, seq, name, sizeof name, err, err_size) < 0)
         return -1;
     if (ftruncate(j->fd, w->good_end) < 0 || fsync(j->fd) < 0) {
         set_err(err, err_size, "truncate %s after its torn tail: %s", j->path, strerror(errno));
@@ -385,7 +423,7 @@ static int recover_torn(jr_journal *j, const char *run_dir, const jr_walk *w, ch
         set_err(err, err_size, "%s", j->error ? j->error : "journal: cannot record journal.torn");
         return -1;
     }
-    return 0;
+    return record_orphans(j, run_dir, seq, name, err, err_size);
 }
 
 jr_journal *jr_open_append(const char *run_dir, char *err, size_t err_size)
@@ -403,6 +441,7 @@ jr_journal *jr_open_append(const char *run_dir, char *err, size_t err_size)
     }
     jr_walk w;
     jr_journal *j = NULL;
+    int damaged = 0; /* the content is wrong, rather than the disk */
     if (jr_walk_fd(fd, path, &w) < 0) {
         set_err(err, err_size, "%s", w.res.what);
         goto fail;
@@ -410,28 +449,35 @@ jr_journal *jr_open_append(const char *run_dir, char *err, size_t err_size)
     if (!w.res.intact && !w.torn) {
         set_err(err, err_size, "%s: %s; refusing to append to a damaged journal (see irp verify)",
                 path, w.res.what);
+        damaged = 1;
         goto fail;
     }
     if (w.res.records == 0) {
         set_err(err, err_size, "%s: %s; no whole record to resume from", path, w.res.what);
+        damaged = 1;
         goto fail;
     }
     j = journal_new(fd, path, w.run, w.mode);
     fd = -1;
     j->seq = w.last_seq;
     memcpy(j->prev, w.last_hash, sizeof j->prev);
-    if (w.torn && recover_torn(j, run_dir, &w, err, err_size) < 0)
+    if (w.torn ? recover_torn(j, run_dir, &w, err, err_size) < 0
+               : record_orphans(j, run_dir, j->seq + 1, NULL, err, err_size) < 0)
         goto fail;
     jr_walk_free(&w);
     free(path);
     return j;
 fail:
-    jr_walk_free(&w);
-    if (j)
-        journal_free(j);
-    if (fd >= 0)
-        close(fd);
-    free(path);
+    {
+        int saved = damaged ? EBADMSG : (errno && errno != EBADMSG ? errno : EIO);
+        jr_walk_free(&w);
+        if (j)
+            journal_free(j);
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        errno = saved;
+    }
     return NULL;
 }
 

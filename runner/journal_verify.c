@@ -299,8 +299,9 @@ int jr_walk_fd(int fd, const char *name, jr_walk *w)
             break;
         }
         if (!has_nl) {
-            walk_bad(w, lr.line_no, -1, "line %lld: torn: last line is incomplete (%zu bytes, no newline)",
-                     lr.line_no, len);
+            walk_bad(w, lr.line_no, -1,
+                     "line %lld: torn: last line is incomplete (%zu bytes, no newline; it would be seq %lld)",
+                     lr.line_no, len, w->last_seq + 1);
             w->torn = 1;
             w->torn_bytes = (off_t)len;
             problem = 1;
@@ -327,12 +328,13 @@ int jr_walk_fd(int fd, const char *name, jr_walk *w)
                 break;
             }
             if (more == 0) {
-                walk_bad(w, lr.line_no, -1, "line %lld: torn: last line is %s (%zu bytes)",
-                         lr.line_no, why, len + 1);
+                walk_bad(w, lr.line_no, -1, "line %lld: torn: last line is %s (%zu bytes; it would be seq %lld)",
+                         lr.line_no, why, len + 1, w->last_seq + 1);
                 w->torn = 1;
                 w->torn_bytes = (off_t)len + 1;
             } else {
-                walk_bad(w, lr.line_no, -1, "line %lld: %s", lr.line_no, why);
+                walk_bad(w, lr.line_no, -1, "line %lld: %s (where seq %lld belongs)", lr.line_no, why,
+                         w->last_seq + 1);
             }
             problem = 1;
             break;

@@ -609,8 +609,13 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         lua_pop(L, 1);
     }
 
-    for (size_t k = 0; k < nloaded; k++)
+    /* The other files the steps came from (a resume checks they did not
+     * change): the attach files loaded, then the plugins. */
+    json_t *sources = json_array();
+    for (size_t k = 0; k < nloaded; k++) {
+        json_array_append_new(sources, json_string(loaded[k]));
         free(loaded[k]);
+    }
     free(loaded);
 
     take_dsl_problems(L, problems);
@@ -638,8 +643,15 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         *outline = NULL;
         *errors = sorted_problems(problems, req->file);
         json_decref(problems);
+        json_decref(sources);
         return -1;
     }
     json_decref(problems);
+    const char *plugin_files[256];
+    size_t nplugins = sb_plugin_files(L, plugin_files, 256);
+    for (size_t i = 0; i < nplugins; i++)
+        if (plugin_files[i])
+            json_array_append_new(sources, json_string(plugin_files[i]));
+    json_object_set_new(*outline, "sources", sources);
     return 0;
 }

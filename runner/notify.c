@@ -158,6 +158,14 @@ void nt_start(nt_service *s)
     }
 }
 
+void nt_hold(nt_service *s)
+{
+    if (s) {
+        s->held = 1;
+        uv_timer_stop(s->timer);
+    }
+}
+
 void nt_interrupt(nt_service *s)
 {
     if (s && s->draining) {

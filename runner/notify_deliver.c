@@ -33,7 +33,7 @@ static void on_timer(uv_timer_t *t)
 
 void nt_kick(nt_service *s)
 {
-    if (s->started)
+    if (s->started && !s->held)
         uv_timer_start(s->timer, on_timer, 0, 0);
 }
 
@@ -287,7 +287,7 @@ static void fail_disabled(nt_service *s, nt_entry *e, nt_target *t, int64_t now)
 
 static void pass(nt_service *s)
 {
-    if (s->in_pass)
+    if (s->in_pass || s->held)
         return;
     s->in_pass = 1;
     int64_t now = ut_now_ms(), wake = -1;

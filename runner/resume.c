@@ -20,8 +20,10 @@
 
 struct rs_context {
     json_t *records;
-    json_t *vars, *state, *steps, *attach, *plugins;
+    json_t *vars, *state, *steps, *sources, *attach, *plugins;
     char *playbook, *sha256, *in_flight;
+    char *failed, *failed_reason; /* a step.failed whose on_failure had not yet acted */
+    int failed_escalated;         /* ... and its escalation (on_failure = "escalate") is on record */
 };
 
 void rs_free(rs_context *c)
@@ -32,12 +34,46 @@ void rs_free(rs_context *c)
     json_decref(c->vars);
     json_decref(c->state);
     json_decref(c->steps);
+    json_decref(c->sources);
     json_decref(c->attach);
     json_decref(c->plugins);
     free(c->playbook);
     free(c->sha256);
     free(c->in_flight);
+    free(c->failed);
+    free(c->failed_reason);
     free(c);
+}
+
+/* Position of step id in the step list recorded at run.started, or -1. */
+static long recorded_index(const rs_context *c, const char *id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->steps, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), id)) return (long)i;
+    return -1;
+}
+
+/* An on_failure jump back to an earlier step forgets the outcomes from
+ * there on (engine.c walk_steps); the record shows it as a step record at
+ * a position before a step that already has an outcome, or a new start of
+ * a finished step. Replay forgets the same outcomes. */
+static void forget_on_jump_back(rs_context *c, const char *step, const char *type)
+{
+    long p = recorded_index(c, step);
+    if (p < 0)
+        return;
+    json_t *mine = json_object_get(c->state, step);
+    int back = mine && strcmp(pr_str(mine, "status") ? pr_str(mine, "status") : "", "started") != 0 &&
+               (!strcmp(type, "step.started") || !strcmp(type, "step.skipped"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->steps, i, v) if ((long)i > p && json_is_string(v) &&
+                                           json_object_get(c->state, json_string_value(v))) back = 1;
+    if (!back)
+        return;
+    json_array_foreach(c->steps, i, v) if ((long)i >= p && json_is_string(v))
+        json_object_del(c->state, json_string_value(v));
 }
 
 static int64_t parse_ts_ms(const char *ts)
@@ -103,6 +139,7 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     c->playbook = ut_xstrdup(file ? file : "");
     c->sha256 = ut_xstrdup(pr_str(pb, "sha256") ? pr_str(pb, "sha256") : "");
     c->steps = json_incref(json_object_get(pb, "steps"));
+    c->sources = json_incref(json_object_get(pb, "sources"));
     c->vars = json_deep_copy(json_object_get(sd, "inputs"));
     if (!json_is_object(c->vars)) {
         json_decref(c->vars);
@@ -129,6 +166,30 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
             tier = (int)pr_int(data, "tier", 0);
         if (!step)
             continue;
+        if (!strcmp(type, "escalation.triggered") && c->failed && !strcmp(step, c->failed))
+            c->failed_escalated = 1;
+        if (strncmp(type, "step.", 5) != 0)
+            continue;
+        /* A step.failed stays pending until any later step record shows that
+         * its on_failure was acted upon (the next step, a jump, another try). */
+        const char *jumped_from = pr_str(data, "jumped_from"); /* a forward jump under way */
+        if (c->failed && (strcmp(step, c->failed) != 0 || !strcmp(type, "step.started")) &&
+            !(jumped_from && !strcmp(jumped_from, c->failed) && !strcmp(type, "step.skipped"))) {
+            free(c->failed);
+            free(c->failed_reason);
+            c->failed = c->failed_reason = NULL;
+            c->failed_escalated = 0;
+        }
+        if (!strcmp(type, "step.failed")) {
+            free(c->failed);
+            free(c->failed_reason);
+            c->failed = ut_xstrdup(step);
+            c->failed_reason = ut_xstrdup(pr_str(data, "reason") ? pr_str(data, "reason") : "?");
+            c->failed_escalated = 0;
+        }
+        if (!strcmp(type, "step.started") || !strcmp(type, "step.succeeded") || !strcmp(type, "step.failed") ||
+            !strcmp(type, "step.skipped"))
+            forget_on_jump_back(c, step, type);
         if (!strcmp(type, "step.started"))
             json_object_set_new(c->state, step, json_pack("{s:s, s:n}", "status", "started", "result"));
         else if (!strcmp(type, "step.succeeded"))
@@ -165,7 +226,11 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->in_flight = c->in_flight;
     o->resume_sha256 = c->sha256;
     o->resume_steps = c->steps;
+    o->resume_sources = json_is_object(c->sources) ? c->sources : NULL;
     o->resume_tier = tier;
+    o->resume_failed = c->failed;
+    o->resume_failed_reason = c->failed_reason;
+    o->resume_failed_escalated = c->failed_escalated;
     o->resume_last_seq = pr_int(last, "seq", 0);
     o->resume_records = records;
     if (o->drill) {

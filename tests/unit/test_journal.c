@@ -240,7 +240,9 @@ static void test_open_append_refusals(void **state)
 
     char *path = path_in(dir, "journal.jsonl");
     spit(path, "", 0);
+    errno = 0;
     assert_null(jr_open_append(dir, err, sizeof err));
+    assert_int_equal(errno, EBADMSG);
     assert_non_null(strstr(err, "empty journal"));
 
     /* Only a torn first line: nothing to resume from. */
@@ -256,7 +258,9 @@ static void test_open_append_refusals(void **state)
     char *line3 = strchr(strchr(text, '\n') + 1, '\n') + 1;
     line3[0] = 'X';
     spit(path, text, len);
+    errno = 0;
     assert_null(jr_open_append(dir, err, sizeof err));
+    assert_int_equal(errno, EBADMSG); /* the content, not the disk: exit 65, not 74 */
     assert_non_null(strstr(err, "line 3: not valid JSON"));
     assert_non_null(strstr(err, "refusing to append"));
     /* ... and the journal was not touched. */
@@ -318,8 +322,9 @@ static void test_torn_every_offset(void **state)
             assert_int_equal(res.records, whole);
             assert_int_equal(res.bad_line, whole + 1);
             char want[128];
-            snprintf(want, sizeof want, "line %d: torn: last line is incomplete (%zu bytes, no newline)",
-                     whole + 1, tail);
+            snprintf(want, sizeof want,
+                     "line %d: torn: last line is incomplete (%zu bytes, no newline; it would be seq %d)",
+                     whole + 1, tail, whole + 1);
             assert_string_equal(res.what, want);
         }
 
@@ -360,7 +365,8 @@ static void test_torn_every_offset(void **state)
 }
 
 /* A last line that ends in '\n' but is not JSON is torn as well; a second
- * recovery of the same seq does not overwrite the first saved tail. */
+ * recovery of the same seq does not overwrite the first saved tail, and
+ * records it too (the open that saved it stopped before recording it). */
 static void test_torn_garbage_line(void **state)
 {
     const char *dir = *state;
@@ -380,14 +386,23 @@ static void test_torn_garbage_line(void **state)
     jr_journal *j = jr_open_append(dir, err, sizeof err);
     if (!j)
         fail_msg("%s", err);
-    assert_int_equal(jr_last_seq(j), 5);
+    assert_int_equal(jr_last_seq(j), 6);
     assert_int_equal(jr_close(j), 0);
-    assert_intact(path, 5);
+    assert_intact(path, 6);
     json_t *recs = jr_read(path, NULL, err, sizeof err);
     json_t *data = json_object_get(json_array_get(recs, 4), "data");
     assert_int_equal(json_integer_value(json_object_get(data, "bytes")), 9);
     assert_string_equal(json_string_value(json_object_get(data, "saved_as")), "journal.torn.5.1");
+    data = json_object_get(json_array_get(recs, 5), "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "bytes")), 7);
+    assert_string_equal(json_string_value(json_object_get(data, "saved_as")), "journal.torn.5");
     json_decref(recs);
+    /* Reopened with nothing torn: nothing more is recorded. */
+    j = jr_open_append(dir, err, sizeof err);
+    if (!j)
+        fail_msg("%s", err);
+    assert_int_equal(jr_last_seq(j), 6);
+    assert_int_equal(jr_close(j), 0);
     size_t n;
     char *kept = slurp(taken, &n);
     assert_string_equal(kept, "earlier");

@@ -220,6 +220,7 @@ static void test_structural_damage(void **state)
     assert_int_equal(r2.bad_line, 5);
     assert_int_equal(r2.bad_seq, -1);
     assert_memory_equal(r2.what, "line 5: not valid JSON: ", 24);
+    assert_non_null(strstr(r2.what, "(where seq 5 belongs)")); /* the record is named by seq too */
 
     /* An empty line in the middle. */
     memcpy(buf, text, st[3]);
@@ -429,7 +430,8 @@ static void test_empty_missing_torn(void **state)
     size_t st[48];
     assert_int_equal(line_starts(text, len, st, 48), 40);
     char want[128];
-    snprintf(want, sizeof want, "line 40: torn: last line is incomplete (%zu bytes, no newline)",
+    snprintf(want, sizeof want,
+             "line 40: torn: last line is incomplete (%zu bytes, no newline; it would be seq 40)",
              len - 20 - st[39]);
     assert_string_equal(res.what, want);
     /* Only the newline missing: still torn. */

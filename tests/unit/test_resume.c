@@ -191,8 +191,10 @@ static void test_last_outcome_wins(void **state)
 
 static void test_jump_back_in_flight(void **state)
 {
-    /* a succeeded earlier, then was started again and never finished: it is
-     * in flight (its old result does not stand). */
+    /* a succeeded earlier, then was started again (b's on_failure jumped back
+     * to it) and never finished: it is in flight (its old result does not
+     * stand), and b's earlier outcome is forgotten too, as walk_steps does:
+     * b runs again after a. */
     jr_journal *j = new_run("againflight", "live", NULL);
     add(j, "step.started", "a", NULL);
     add(j, "step.succeeded", "a", json_pack("{s:i}", "result", 1));
@@ -207,7 +209,55 @@ static void test_jump_back_in_flight(void **state)
     assert_non_null(c);
     assert_string_equal(o.in_flight, "a");
     assert_null(json_object_get(o.resume_state, "a"));
+    assert_null(json_object_get(o.resume_state, "b"));
+    assert_null(o.resume_failed);
+    rs_free(c);
+}
+
+static void test_failure_pending_on_failure(void **state)
+{
+    /* b failed and nothing followed: its on_failure has yet to act. */
+    jr_journal *j = new_run("pending", "live", NULL);
+    add(j, "step.started", "a", NULL);
+    add(j, "step.succeeded", "a", json_pack("{s:i}", "result", 1));
+    add(j, "step.started", "b", NULL);
+    add(j, "step.failed", "b", json_pack("{s:s}", "reason", "boom"));
+    add(j, "escalation.triggered", "b", json_pack("{s:i, s:[], s:s}", "tier", 1, "targets", "reason", "b"));
+    add(j, "run.resumed", NULL, NULL);
+    assert_int_equal(jr_close(j), 0);
+    eng_options o;
+    int code;
+    char err[512];
+    rs_context *c = load("pending", &o, &code, err, sizeof err);
+    assert_non_null(c);
+    assert_null(o.in_flight);
     assert_string_equal(status_of(&o, "b"), "failed");
+    assert_string_equal(o.resume_failed, "b");
+    assert_string_equal(o.resume_failed_reason, "boom");
+    assert_int_equal(o.resume_failed_escalated, 1);
+    rs_free(c);
+
+    /* A forward jump cut short is still pending; the next step's start ends it. */
+    j = new_run("jumping", "live", NULL);
+    add(j, "step.started", "a", NULL);
+    add(j, "step.failed", "a", json_pack("{s:s}", "reason", "x"));
+    add(j, "step.skipped", "b", json_pack("{s:s, s:s}", "reason", "jumped", "jumped_from", "a"));
+    assert_int_equal(jr_close(j), 0);
+    c = load("jumping", &o, &code, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(o.resume_failed, "a");
+    assert_int_equal(o.resume_failed_escalated, 0);
+    rs_free(c);
+    char *run_dir = ut_xasprintf("%s/runs/jumping", state_dir);
+    j = jr_open_append(run_dir, err, sizeof err);
+    free(run_dir);
+    assert_non_null(j);
+    add(j, "step.started", "c", NULL);
+    assert_int_equal(jr_close(j), 0);
+    c = load("jumping", &o, &code, err, sizeof err);
+    assert_non_null(c);
+    assert_null(o.resume_failed);
+    assert_string_equal(o.in_flight, "c");
     rs_free(c);
 }
 
@@ -318,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_no_in_flight),
         cmocka_unit_test(test_last_outcome_wins),
         cmocka_unit_test(test_jump_back_in_flight),
+        cmocka_unit_test(test_failure_pending_on_failure),
         cmocka_unit_test(test_escalation_tier_max),
         cmocka_unit_test(test_started_fields),
         cmocka_unit_test(test_started_minimal),
