@@ -24,6 +24,13 @@ static int stdin_eof;
 static uv_poll_t stdin_poll;
 static int poll_init;
 static int poll_failed;
+/* The prompt now waiting on the operator's line (redacted), or NULL. A line
+ * printed while it waits (an escalation, an inject, a warning) would land
+ * after the prompt's text and leave the operator without a prompt: emit()
+ * moves it to a line of its own, and the prompt is printed again below the
+ * burst of lines before irp waits for input again. */
+static char *open_prompt;
+static int prompt_displaced; /* lines were printed below it: print it again */
 
 void tm_init(int drill)
 {
@@ -64,10 +71,45 @@ static const char *style_code(tm_style s)
     }
 }
 
+static void print_prompt(const char *safe)
+{
+    if (use_color)
+        printf("%s\033[1;36m%s\033[0m ", drill_mode ? "\033[1;35m[DRILL]\033[0m " : "", safe);
+    else
+        printf("%s%s ", drill_mode ? "[DRILL] " : "", safe);
+    fflush(stdout);
+}
+
+static void emit_line(FILE *f, tm_style style, const char *text);
+
 static void emit(FILE *f, tm_style style, const char *text)
 {
     if (quiet && f == stdout)
         return;
+    if (!open_prompt) {
+        emit_line(f, style, text);
+        return;
+    }
+    /* On a terminal, clear the prompt's line and write over it; elsewhere
+     * (a transcript) end the prompt's line first. */
+    if (!prompt_displaced)
+        fputs(use_color ? "\r\033[K" : "\n", stdout);
+    fflush(stdout);
+    emit_line(f, style, text);
+    fflush(f);
+    prompt_displaced = 1;
+}
+
+static void restore_prompt(void)
+{
+    if (prompt_displaced) {
+        prompt_displaced = 0;
+        print_prompt(open_prompt);
+    }
+}
+
+static void emit_line(FILE *f, tm_style style, const char *text)
+{
     size_t n;
     char *safe = sec_redact(text, strlen(text), &n);
     const char *mark = drill_mode ? "[DRILL] " : "";
@@ -186,22 +228,30 @@ static void on_stdin(uv_poll_t *h, int status, int events)
     read_some();
 }
 
+static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop);
+
 int tm_prompt(uv_loop_t *loop, const char *prompt, char **line, volatile int *stop)
 {
     *line = NULL;
     char *safe = sec_redact(prompt, strlen(prompt), NULL);
-    if (use_color)
-        printf("%s\033[1;36m%s\033[0m ", drill_mode ? "\033[1;35m[DRILL]\033[0m " : "", safe);
-    else
-        printf("%s%s ", drill_mode ? "[DRILL] " : "", safe);
+    print_prompt(safe);
+    open_prompt = safe;
+    int rc = wait_for_line(loop, line, stop);
+    open_prompt = NULL;
+    prompt_displaced = 0;
     free(safe);
-    fflush(stdout);
+    return rc;
+}
 
+/* The body of tm_prompt: the prompt is on screen; wait for a whole line. */
+static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop)
+{
     struct stat st;
     int direct = fstat(0, &st) == 0 && (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) && !isatty(0);
     for (;;) {
         char *got = take_line(stdin_eof);
         if (got) {
+            restore_prompt();
             if (!isatty(0))
                 printf("%s\n", got); /* echo scripted answers so the transcript reads right */
             *line = got;
@@ -227,6 +277,7 @@ int tm_prompt(uv_loop_t *loop, const char *prompt, char **line, volatile int *st
             poll_init = 1;
         }
         uv_poll_start(&stdin_poll, UV_READABLE, on_stdin);
+        restore_prompt();
         uv_run(loop, UV_RUN_ONCE);
         uv_poll_stop(&stdin_poll);
     }

@@ -246,6 +246,28 @@ def test_waiting_manual_step_escalates_while_the_prompt_waits(env):
           "tier 2 while waiting: %r" % esc)
 
 
+def test_lines_printed_while_a_prompt_waits_get_their_own_line_and_the_prompt_again(env):
+    import subprocess, time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the DBA", timeout = "10m" },
+    ''', header='escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } } }')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1", "--speed", "3000"],
+                         cwd=env.dir, env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    out, err = p.communicate("done: DBA on the line\n", timeout=20)
+    check(p.returncode == 0, "succeeds: %s %s" % (out, err))
+    lines = out.splitlines()
+    prompts = [i for i, l in enumerate(lines) if "done / failed / skip" in l]
+    check(len(prompts) >= 2, "the prompt is printed again after the escalation: %s" % out)
+    check(all(l.rstrip().endswith(">") for l in (lines[i] for i in prompts[:-1])),
+          "nothing is written onto a waiting prompt's line: %s" % out)
+    check(lines[prompts[-1]].rstrip().endswith("> done: DBA on the line"), "the answer follows the last prompt: %s" % out)
+    between = lines[prompts[0] + 1:prompts[-1]]
+    check(any("escalation tier 2" in l for l in between), "the escalation stands between the prompts: %s" % out)
+
+
 def test_breached_objective_escalates(env):
     pb = env.playbook('''
         step "slow" { phase = "containment", timeout = "1h", run = function(ctx) ctx.sleep("5m") return 1 end },
