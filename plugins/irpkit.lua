@@ -159,9 +159,9 @@ function kit.render_list(ctx, list)
 end
 
 -- Runs argv (a list of strings) locally, or on opts.host over ssh (BatchMode,
--- opts.ssh_options, each remote argument quoted). opts.sudo = true prefixes
--- sudo -n; opts.run_as = "user" runs as that user (runuser locally, sudo -u
--- over ssh). extra: ctx.exec options (stdin, timeout, check, env, cwd).
+-- opts.ssh_options with their {{templates}} filled, each remote argument
+-- quoted). opts.sudo = true prefixes sudo -n; opts.run_as = "user" runs as
+-- that user (runuser locally, sudo -u over ssh). extra: ctx.exec options (stdin, timeout, check, env, cwd).
 function kit.exec(ctx, opts, argv, extra)
   local cmd = {}
   local host = opts.host and kit.render(ctx, opts.host)
@@ -174,7 +174,7 @@ function kit.exec(ctx, opts, argv, extra)
     for _, a in ipairs(pre) do remote[#remote + 1] = a end
     for _, a in ipairs(argv) do remote[#remote + 1] = kit.shq(a) end
     cmd = { "ssh", "-o", "BatchMode=yes" }
-    for _, o in ipairs(opts.ssh_options or {}) do cmd[#cmd + 1] = o end
+    for _, o in ipairs(opts.ssh_options or {}) do cmd[#cmd + 1] = kit.render(ctx, o) end
     cmd[#cmd + 1] = host
     cmd[#cmd + 1] = "--"
     cmd[#cmd + 1] = table.concat(remote, " ")

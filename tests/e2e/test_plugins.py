@@ -3,7 +3,9 @@ load-time validation naming the playbook's line), of every shipped plugin's
 drill path, of the live paths this machine allows (evidence collection of
 real files; PostgreSQL promote and pg_basebackup when the server binaries are
 installed; nftables and iptables inside a fresh network namespace when those
-tools are installed; the HTTP plugins against a local stand-in server), and
+tools are installed; blockip and isolate over ssh to a real throwaway sshd on
+127.0.0.1 in a network namespace; the HTTP plugins against a local stand-in
+server), and
 of --attach (before / after / at_end_of, and its errors) and of the
 configuration's attach section."""
 import glob
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from harness import check
 
@@ -710,3 +713,193 @@ return playbook { id = "t2", title = "T2", inputs = { api = { required = true } 
               "the update names the incident")
     finally:
         api.stop()
+
+
+# ---------------------------------------------------------------- live ssh
+
+# Runs inside a fresh network namespace (unshare -n): brings lo up, starts a
+# real sshd on 127.0.0.1 (a free port of the namespace), runs each phase's
+# irp command, snapshots the firewall after it, and always stops sshd. Both
+# sshd and irp are killed by the kernel if this helper dies (PDEATHSIG), so
+# nothing outlives a timeout. Prints one JSON object.
+SSH_HELPER = r'''import ctypes, json, os, signal, socket, subprocess, sys, time
+cfg = json.load(open(sys.argv[1]))
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent():
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+conf = cfg["config"]
+with open(conf, "w") as f:
+    f.write(cfg["sshd_config"].replace("@PORT@", str(port)))
+out = {"port": port, "phases": []}
+log = open(cfg["log"], "w")
+sshd = subprocess.Popen([cfg["sshd"], "-D", "-e", "-f", conf], stdin=subprocess.DEVNULL, stdout=log,
+                        stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+try:
+    deadline = time.monotonic() + 10
+    while True:
+        if sshd.poll() is not None:
+            raise SystemExit("sshd exited with %s" % sshd.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("sshd does not listen on port %d" % port)
+            time.sleep(0.05)
+    for ph in cfg["phases"]:
+        argv = [a.replace("@PORT@", str(port)) for a in ph["argv"]]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=cfg["timeout"],
+                           preexec_fn=die_with_parent, errors="replace")
+        shown = ""
+        for cmd in ph["show"]:
+            q = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            shown += "$ %s\n%s%s" % (" ".join(cmd), q.stdout, q.stderr)
+        out["phases"].append({"name": ph["name"], "code": p.returncode, "out": p.stdout, "err": p.stderr,
+                              "shown": shown})
+finally:
+    sshd.terminate()
+    try:
+        sshd.wait(5)
+    except subprocess.TimeoutExpired:
+        sshd.kill()
+        sshd.wait()
+    log.close()
+print(json.dumps(out))
+'''
+
+SSH_PB = '''local blockip = require "blockip"
+local isolate = require "isolate"
+local ssh = { "-p", "{{port}}", "-i", "{{key}}", "-o", "StrictHostKeyChecking=no",
+              "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+              "-o", "LogLevel=ERROR" }
+return playbook { id = "ssh-%(m)s", title = "T", inputs = { port = { required = true }, key = { required = true } },
+  steps = {
+%(steps)s
+  } }
+'''
+
+SSH_CONTAIN = '''    blockip.firewall { id = "block", host = "root@127.0.0.1", addr = "203.0.113.7", method = "%(m)s",
+                       ssh_options = ssh },
+    blockip.firewall { id = "block6", host = "root@127.0.0.1", addr = "2001:db8::/32", method = "%(m)s",
+                       ssh_options = ssh },
+    isolate.firewall { id = "iso", host = "root@127.0.0.1", allow = { "127.0.0.1", "2001:db8::5" },
+                       method = "%(m)s", ssh_options = ssh },'''
+
+SSH_RELEASE = '''    isolate.release { id = "release", host = "root@127.0.0.1", method = "%(m)s", ssh_options = ssh },'''
+
+
+def sshd_binary():
+    found = shutil.which("sshd")
+    if not found and os.access("/usr/sbin/sshd", os.X_OK):
+        found = "/usr/sbin/sshd"
+    return found
+
+
+def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
+    """isolate.firewall / isolate.release and blockip.firewall over ssh, for
+    real: a throwaway sshd on 127.0.0.1 inside a fresh network namespace,
+    irp in the same namespace connecting as root@127.0.0.1 with a throwaway
+    key; nftables, and iptables/ip6tables when installed. The rules are read
+    back with nft / iptables in the namespace. Skipped (passes) without sshd,
+    ssh, nft or network namespaces."""
+    clean(env)
+    import harness
+    sshd = sshd_binary()
+    if not sshd or not shutil.which("ssh") or not shutil.which("ssh-keygen") or not shutil.which("nft") or \
+            not shutil.which("unshare") or \
+            subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("       (skipped: no sshd/ssh (openssh-server), no nft, or no network namespaces here)")
+        return
+    ipt = bool(shutil.which("iptables") and shutil.which("ip6tables"))
+    d = env.dir
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "irp-e2e", "-f", os.path.join(d, name)],
+                       check=True, capture_output=True, timeout=30)
+    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
+    conf = os.path.join(d, "sshd_config")
+    sshd_config = "\n".join([
+        "ListenAddress 127.0.0.1", "Port @PORT@", "HostKey %s/host_key" % d,
+        "PermitRootLogin prohibit-password", "AuthorizedKeysFile %s/authorized_keys" % d,
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "StrictModes no", "UsePAM no",
+        "PrintMotd no", "PidFile %s/sshd.pid" % d, ""])
+    irp = os.path.abspath(harness.IRP)
+    key = os.path.join(d, "client_key")
+    methods = ["nftables"] + (["iptables"] if ipt else [])
+    phases = []
+    for m in methods:
+        show = [["nft", "list", "ruleset"]] if m == "nftables" else [["iptables", "-S"], ["ip6tables", "-S"]]
+        for kind, steps in (("contain", SSH_CONTAIN), ("release", SSH_RELEASE)):
+            run = "%s-%s" % (m, kind)
+            pb = env.write(run + ".lua", SSH_PB % {"m": m, "steps": steps % {"m": m}})
+            phases.append({"name": run, "show": show,
+                           "argv": [irp, "run", pb, "--yes", "--state-dir", env.state, "--run-id", run,
+                                    "-v", "port=@PORT@", "-v", "key=" + key]})
+    cfg = env.write("ssh.json", json.dumps({
+        "sshd": sshd, "config": conf, "sshd_config": sshd_config, "log": os.path.join(d, "sshd.log"),
+        "timeout": 60 * harness.SLACK, "phases": phases}))
+    helper = env.write("ssh_helper.py", SSH_HELPER)
+    # sshd insists on its privilege separation directory (systemd makes it)
+    made_privsep = not os.path.isdir("/run/sshd")
+    if made_privsep:
+        os.makedirs("/run/sshd", mode=0o755)
+    try:
+        p = subprocess.run(["unshare", "-n", sys.executable, helper, cfg], capture_output=True, text=True,
+                           env=env.env, cwd=d, timeout=(60 * len(phases) + 30) * harness.SLACK)
+    finally:
+        if made_privsep:
+            try:
+                os.rmdir("/run/sshd")
+            except OSError:
+                pass
+    check(p.returncode == 0, "the helper ran (sshd log: %s)" % open(os.path.join(d, "sshd.log")).read(), p)
+    check(harness.no_process_with(conf), "sshd was stopped")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    port = res["port"]
+    ph = {x["name"]: x for x in res["phases"]}
+    for name, x in ph.items():
+        check(x["code"] == 0, "irp run %s succeeds: %s\n%s\n%s" % (name, x["out"], x["err"], x["shown"]))
+        events = env.events(run=name)
+        check("step.failed" not in events, "no step failed in %s: %r" % (name, events))
+        check(env.record("run.finished", run=name)["data"]["status"] == "succeeded", "%s succeeded" % name)
+        execs = [r["data"] for r in env.journal(name) if r["type"] == "step.exec"]
+        check(execs, "%s ran commands" % name)
+        want = ("ssh -o BatchMode=yes -p %d -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+                % (port, key))
+        for e in execs:
+            check(e["command"].startswith(want) and " root@127.0.0.1 -- " in e["command"]
+                  and e["simulated"] is False and e["code"] == 0, "the journal records the ssh command: %r" % e)
+    log = open(os.path.join(d, "sshd.log")).read()
+    nexec = sum(1 for name in ph for r in env.journal(name) if r["type"] == "step.exec")
+    check(log.count("Accepted publickey for root from 127.0.0.1") == nexec,
+          "sshd accepted one session per command (%d): %s" % (nexec, log))
+
+    nft_on = ph["nftables-contain"]["shown"]
+    for want in ("table inet irp_isolation", "policy drop", 'iif "lo" accept', "ip saddr 127.0.0.1 accept",
+                 "ip daddr 127.0.0.1 accept", "ip6 saddr 2001:db8::5 accept", "table inet irp_block",
+                 "203.0.113.7", "2001:db8::/32"):
+        check(want in nft_on, "nft shows %r after the isolation" % want, nft_on)
+    nft_off = ph["nftables-release"]["shown"]
+    check("irp_isolation" not in nft_off and "203.0.113.7" in nft_off,
+          "the isolation table is gone after the release (the block stays)", nft_off)
+    check(env.record("step.succeeded", "release", run="nftables-release")["data"]["result"]
+          == {"host": "root@127.0.0.1", "released": True}, "release result")
+    if not ipt:
+        print("       (iptables part skipped: no iptables/ip6tables)")
+        return
+    ipt_on = ph["iptables-contain"]["shown"]
+    for want in ("-A INPUT -j IRP_ISOLATE", "-A OUTPUT -j IRP_ISOLATE", "-A IRP_ISOLATE -s 127.0.0.1/32 -j ACCEPT",
+                 "-A IRP_ISOLATE -j DROP", "-A INPUT -s 203.0.113.7/32 -j DROP",
+                 "-A IRP_ISOLATE -s 2001:db8::5/128 -j ACCEPT", "-A INPUT -s 2001:db8::/32 -j DROP"):
+        check(want in ipt_on, "iptables shows %r after the isolation" % want, ipt_on)
+    ipt_off = ph["iptables-release"]["shown"]
+    check("IRP_ISOLATE" not in ipt_off and "-A INPUT -s 203.0.113.7/32 -j DROP" in ipt_off,
+          "the isolation chain is gone after the release (the block stays)", ipt_off)
