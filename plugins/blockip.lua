@@ -68,7 +68,7 @@ function M.firewall(opts)
     addr = { type = "string", required = true, check = addr_check },
     host = { type = "string", required = true,
              check = function(h) return h == "local" or kit.host_ok(h), "not a host name: " .. h end },
-    method = { type = "string", enum = { "nftables", "iptables" } },
+    method = { type = "string", enum = { "nftables", "iptables" }, literal = true },
     sudo = { type = "boolean" },
     ssh_options = { type = "list" },
   }, "blockip.firewall")

@@ -68,10 +68,11 @@ local function type_ok(want, v)
 end
 
 -- Validates opts against spec = { name = { type, required = bool, enum = {...},
--- check = function(v) -> ok, why } } plus kit.STEP_FIELDS. Raises at the
--- position of the playbook that called the constructor: level 3 = kit.check
--- <- constructor <- playbook. Values containing {{templates}} are checked at
--- run time instead.
+-- check = function(v) -> ok, why, literal = bool } } plus kit.STEP_FIELDS.
+-- Raises at the position of the playbook that called the constructor: level
+-- 3 = kit.check <- constructor <- playbook. Values containing {{templates}}
+-- are checked at run time instead, except a `literal` option (one the
+-- constructor acts on at load, such as a method): a template is refused.
 function kit.check(opts, spec, where, level)
   level = (level or 2) + 1
   if type(opts) ~= "table" then
@@ -102,6 +103,11 @@ function kit.check(opts, spec, where, level)
       if not type_ok(s.type or "string", v) then
         where_error(where, "option '" .. name .. "' must be a " .. (s.type or "string") ..
                     ", not " .. type(v), level)
+      end
+      if s.literal and kit.is_template(v) then
+        where_error(where, "option '" .. name .. "' is chosen when the playbook loads: write it out" ..
+                    (s.enum and " (" .. table.concat(s.enum, ", ") .. ")" or "") ..
+                    ", not a template ('" .. v .. "')", level)
       end
       if s.enum and not kit.is_template(v) then
         local found = false

@@ -30,7 +30,7 @@ local common = {
   id = { type = "string", required = true },
   host = { type = "string", required = true,
            check = function(h) return h == "local" or kit.host_ok(h), "not a host name: " .. h end },
-  method = { type = "string", enum = { "nftables", "iptables" } },
+  method = { type = "string", enum = { "nftables", "iptables" }, literal = true },
   sudo = { type = "boolean" },
   ssh_options = { type = "list" },
 }

@@ -119,6 +119,26 @@ return playbook { id = "t", title = "T", steps = {
     check("step.exec" not in env.events(), "nothing was run")
 
 
+def test_plugin_load_time_choices_refuse_templates(env):
+    """method / encoding pick the commands and the drill table when the
+    playbook loads: a template there would silently take the other branch
+    (method = "{{m}}" ran the iptables script), so check refuses it."""
+    clean(env)
+    for lib, line, want in (
+            ("isolate", 'isolate.firewall { id = "s", host = "web-1", allow = { "10.0.0.5" }, method = "{{m}}" }',
+             "isolate.firewall: option 'method' is chosen when the playbook loads: write it out (nftables, iptables), "
+             "not a template ('{{m}}')"),
+            ("isolate", 'isolate.release { id = "s", host = "web-1", method = "{{m}}" }', "isolate.release: option 'method'"),
+            ("blockip", 'blockip.firewall { id = "s", host = "fw-1", addr = "203.0.113.7", method = "{{m}}" }',
+             "blockip.firewall: option 'method' is chosen when the playbook loads"),
+            ("evidence", 'evidence.files { id = "s", files = { "/etc/hostname" }, encoding = "{{m}}" }',
+             "evidence.files: option 'encoding' is chosen when the playbook loads: write it out (text, base64)")):
+        pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T", '
+                       'inputs = { m = { default = "nftables" } },\n  steps = { %s } }\n' % (lib, lib, line))
+        r = env.irp("check", pb)
+        check(r.code == 65 and ("pb.lua:3: " + want) in r.err, "refused: %s" % want, r)
+
+
 def test_plugin_errors_name_plugin_file_line(env):
     clean(env)
     env.write("p/broken.lua", 'local M = {}\nfunction M.x(\nreturn M\n')
