@@ -7,6 +7,7 @@
 -- kit.exec(ctx, opts, argv, extra)  runs argv locally, or on opts.host over ssh
 -- kit.http(ctx, opts, method, url, body, ok_codes)   JSON over HTTP, decoded answer
 -- kit.shq(s), kit.host_ok(h), kit.addr_ok(a), kit.is_template(s)
+-- kit.url_ok(u), kit.url_check (a kit.check `check`), kit.render_url(ctx, name, text)
 local json = require "json"
 
 local kit = {}
@@ -43,6 +44,28 @@ function kit.addr_ok(a)
     return n == nil or n <= 128
   end
   return false
+end
+
+-- An http:// or https:// URL naming a host (ctx.http takes no other scheme).
+function kit.url_ok(u)
+  return type(u) == "string" and u:match("^https?://[^/%s?#]") ~= nil and not u:find("%s")
+end
+
+-- For kit.check specs: check = kit.url_check (a template is checked later,
+-- by kit.render_url).
+function kit.url_check(u)
+  if kit.url_ok(u) then return true end
+  return false, "'" .. tostring(u) .. "' is not an http:// or https:// URL"
+end
+
+-- kit.render, then fails the step unless the result is an http(s) URL.
+function kit.render_url(ctx, name, text)
+  local u = kit.render(ctx, text)
+  if not kit.url_ok(u) then
+    ctx.fail(name .. ": '" .. u .. "'" .. (u ~= text and " (from '" .. text .. "')" or "")
+             .. " is not an http:// or https:// URL")
+  end
+  return u
 end
 
 -- Single-quotes s for a POSIX shell (ssh joins remote arguments with spaces).

@@ -139,6 +139,41 @@ def test_plugin_load_time_choices_refuse_templates(env):
         check(r.code == 65 and ("pb.lua:3: " + want) in r.err, "refused: %s" % want, r)
 
 
+URL_STEPS = (
+    ("isolate", 'isolate.edr { id = "s", url = %s, host = "web-07" }', "isolate.edr"),
+    ("statuspage", 'statuspage.update { id = "s", url = %s, name = "N", status = "investigating", message = "M" }',
+     "statuspage.update"),
+    ("statuspage", 'statuspage.stakeholders { id = "s", message = "M", webhooks = { %s } }', "statuspage.stakeholders"),
+    ("blockip", 'blockip.api { id = "s", url = %s, addr = "203.0.113.7" }', "blockip.api"),
+    ("account", 'account.disable { id = "s", url = %s, user = "u1" }', "account.disable"),
+    ("ticket", 'ticket.create { id = "s", url = %s, summary = "S" }', "ticket.create"),
+)
+
+
+def test_plugin_urls_must_be_http(env):
+    """Every URL option of the HTTP plugins: a literal that is not http(s)
+    fails irp check at the playbook's line; a template is checked once
+    filled, and the step fails before any request."""
+    clean(env)
+    for lib, line, where in URL_STEPS:
+        option = "webhooks" if "webhooks" in line else "url"
+        for bad in ("ftp://e", "file:///etc/passwd", "https://", "tickets.example/api"):
+            pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T",\n'
+                           '  steps = { %s } }\n' % (lib, lib, line % json.dumps(bad)))
+            r = env.irp("check", pb)
+            want = "pb.lua:3: %s: option '%s': '%s' is not an http:// or https:// URL" % (where, option, bad)
+            check(r.code == 65 and want in r.err, "refused at check: %s" % want, r)
+        pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T", '
+                       'inputs = { api = {} },\n  steps = { %s } }\n' % (lib, lib, line % '"{{api}}"'))
+        check(env.irp("check", pb).code == 0, "a template passes check (%s)" % where)
+        shutil.rmtree(env.state, ignore_errors=True)
+        r = env.drill(pb, "--yes", "-v", "api=ftp://e")
+        reason = env.record("step.failed", "s")["data"]["reason"]
+        check(r.code == 1 and "%s: 'ftp://e' (from '{{api}}') is not an http:// or https:// URL" % option in reason,
+              "%s: the filled template is refused: %s" % (where, reason), r)
+        check("step.http" not in env.events(), "no request was made (%s)" % where)
+
+
 def test_plugin_errors_name_plugin_file_line(env):
     clean(env)
     env.write("p/broken.lua", 'local M = {}\nfunction M.x(\nreturn M\n')
