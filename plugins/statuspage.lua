@@ -31,7 +31,14 @@ function M.update(opts)
   end
   return kit.step(opts.id, opts, function(ctx)
     local base = kit.render_url(ctx, "url", opts.url)
-    local body = { status = kit.render(ctx, opts.status), body = kit.render(ctx, opts.message) }
+    local status = kit.render(ctx, opts.status)
+    local known = false
+    for _, v in ipairs(STATUSES) do known = known or v == status end
+    if not known then
+      ctx.fail("status: '" .. status .. "'" .. (status ~= opts.status and " (from '" .. opts.status .. "')" or "")
+               .. " must be one of " .. table.concat(STATUSES, ", "))
+    end
+    local body = { status = status, body = kit.render(ctx, opts.message) }
     local data
     if opts.incident then
       local inc = kit.render(ctx, opts.incident)

@@ -174,6 +174,30 @@ def test_plugin_urls_must_be_http(env):
         check("step.http" not in env.events(), "no request was made (%s)" % where)
 
 
+def test_statuspage_templated_status_checked_at_run_time(env):
+    clean(env)
+    pb = env.write("pb.lua", '''local statuspage = require "statuspage"
+return playbook { id = "t", title = "T", inputs = { st = {} }, steps = {
+  statuspage.update { id = "s", url = "https://status.example/api", name = "N", status = "{{st}}", message = "M" },
+} }
+''')
+    r = env.irp("check", pb)
+    check(r.code == 0, "a templated status passes check", r)
+    r = env.drill(pb, "--yes", "-v", "st=closed")
+    reason = env.record("step.failed", "s")["data"]["reason"]
+    check(r.code == 1 and "status: 'closed' (from '{{st}}') must be one of investigating, identified, monitoring, "
+          "resolved" in reason, "an unknown status is refused once filled: %s" % reason, r)
+    check("step.http" not in env.events(), "no request was made")
+    shutil.rmtree(env.state)
+    drill_ok(env, pb, "-v", "st=monitoring")
+    check(succeeded(env, "s")["status"] == "monitoring", "a known status is sent")
+    check(env.record("step.http", "s")["data"]["method"] == "POST", "the request was made")
+    env.write("pb.lua", open(pb).read().replace('"{{st}}"', '"closed"'))
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:3: statuspage.update: option 'status' must be one of" in r.err,
+          "a literal unknown status is refused at check", r)
+
+
 def test_plugin_errors_name_plugin_file_line(env):
     clean(env)
     env.write("p/broken.lua", 'local M = {}\nfunction M.x(\nreturn M\n')
