@@ -29,20 +29,55 @@ function kit.host_ok(h)
          and h:sub(1, 1) ~= "-"
 end
 
--- IPv4 or IPv6 address, with an optional /prefix.
+local function ipv4_ok(ip)
+  local o = { ip:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$") }
+  if #o ~= 4 then return false end
+  for _, x in ipairs(o) do if tonumber(x) > 255 then return false end end
+  return true
+end
+
+-- Number of 16-bit groups in a colon-separated run of hex groups ("" is 0),
+-- or nil; v4_tail: its last field may be a dotted IPv4 address (2 groups).
+local function ipv6_groups(part, v4_tail)
+  if part == "" then return 0 end
+  local fields = {}
+  for f in (part .. ":"):gmatch("([^:]*):") do fields[#fields + 1] = f end
+  local n = 0
+  for i, f in ipairs(fields) do
+    if v4_tail and i == #fields and f:find(".", 1, true) then
+      if not ipv4_ok(f) then return nil end
+      n = n + 2
+    elseif f:match("^%x%x?%x?%x?$") then
+      n = n + 1
+    else
+      return nil
+    end
+  end
+  return n
+end
+
+-- RFC 4291 text form: 8 groups of 1-4 hex digits, or fewer with exactly one
+-- "::" standing for the missing ones; the last 32 bits may be written as an
+-- IPv4 address (::ffff:192.0.2.1).
+local function ipv6_ok(ip)
+  if not ip:find(":", 1, true) or #ip > 45 then return false end
+  local a, b = ip:find("::", 1, true)
+  if not a then
+    return ipv6_groups(ip, true) == 8
+  end
+  if ip:find("::", a + 1, true) then return false end -- a second "::" (or ":::")
+  local head, tail = ipv6_groups(ip:sub(1, a - 1), false), ipv6_groups(ip:sub(b + 1), true)
+  return head ~= nil and tail ~= nil and head + tail <= 7
+end
+
+-- IPv4 or IPv6 address, with an optional /prefix (0-32 or 0-128).
 function kit.addr_ok(a)
   if type(a) ~= "string" then return false end
-  local ip, prefix = a:match("^([^/]+)/(%d+)$")
+  local ip, prefix = a:match("^([^/]+)/(%d%d?%d?)$")
   ip = ip or a
   local n = prefix and tonumber(prefix)
-  local o = { ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-  if #o == 4 then
-    for _, x in ipairs(o) do if tonumber(x) > 255 then return false end end
-    return n == nil or n <= 32
-  end
-  if ip:match("^[%x:]+$") and ip:find(":", 1, true) and #ip <= 39 then
-    return n == nil or n <= 128
-  end
+  if ipv4_ok(ip) then return n == nil or n <= 32 end
+  if ipv6_ok(ip) then return n == nil or n <= 128 end
   return false
 end
 

@@ -198,6 +198,38 @@ return playbook { id = "t", title = "T", inputs = { st = {} }, steps = {
           "a literal unknown status is refused at check", r)
 
 
+ADDR_GOOD = ["203.0.113.7", "203.0.113.0/24", "0.0.0.0", "2001:db8::1", "2001:db8::/32", "::", "::1", "1::",
+             "fe80::1/128", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "2001:DB8:0:0:0:0:0:1",
+             "::ffff:192.0.2.1", "::ffff:192.0.2.0/120", "1:2:3:4:5:6:192.0.2.1", "::192.0.2.1", "2001:db8::/0"]
+ADDR_BAD = ["::::", ":::", "1::2::3", "1:::2", ":1::", "1::2:", ":1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:",
+            "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::8", "12345::", "2001:db8::g", "2001:db8::/129",
+            "2001:db8::/", "::ffff:192.0.2.256", "::ffff:192.0.2", "1.2.3.4::", "1:2:3:4:5:6:7:1.2.3.4",
+            "::1.2.3.4:5", "203.0.113.7/33", "203.0.113", "1.2.3.4.5", "1.2.3.256", "", "/24", "web-07"]
+
+
+def test_irpkit_addr_ok_is_strict(env):
+    """kit.addr_ok: IPv4, and IPv6 in RFC 4291 text form (one "::" at most,
+    8 groups of 1-4 hex digits, an IPv4 tail), each with an optional prefix."""
+    clean(env)
+    pb = env.write("pb.lua", '''local kit = require "irpkit"
+local good, bad = %s, %s
+return playbook { id = "t", title = "T", steps = { step "a" { run = function(ctx)
+  local wrong = {}
+  for _, a in ipairs(good) do if not kit.addr_ok(a) then wrong[#wrong + 1] = "refused " .. a end end
+  for _, a in ipairs(bad) do if kit.addr_ok(a) then wrong[#wrong + 1] = "accepted " .. a end end
+  return { wrong = table.concat(wrong, ", ") }
+end } } }
+''' % tuple("{" + ", ".join(json.dumps(a) for a in lst) + "}" for lst in (ADDR_GOOD, ADDR_BAD)))
+    drill_ok(env, pb)
+    check(succeeded(env, "a")["wrong"] == "", "addr_ok: %s" % succeeded(env, "a")["wrong"])
+    # and through a plugin, at check time
+    pb = env.write("pb.lua", 'local blockip = require "blockip"\nreturn playbook { id = "t", title = "T",\n'
+                   '  steps = { blockip.firewall { id = "b", host = "fw-1", addr = "::::" } } }\n')
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:3: blockip.firewall: option 'addr': '::::' is not an IP address" in r.err,
+          "'::::' refused at check", r)
+
+
 def test_plugin_errors_name_plugin_file_line(env):
     clean(env)
     env.write("p/broken.lua", 'local M = {}\nfunction M.x(\nreturn M\n')
