@@ -29,10 +29,13 @@ function kit.host_ok(h)
          and h:sub(1, 1) ~= "-"
 end
 
+-- Dotted quad; no leading zeros: nft and iptables read "010" as octal (8).
 local function ipv4_ok(ip)
   local o = { ip:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$") }
   if #o ~= 4 then return false end
-  for _, x in ipairs(o) do if tonumber(x) > 255 then return false end end
+  for _, x in ipairs(o) do
+    if tonumber(x) > 255 or (#x > 1 and x:sub(1, 1) == "0") then return false end
+  end
   return true
 end
 
