@@ -81,6 +81,8 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v iptables >/dev/null || missing="$$missing iptables"; \
+	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	for pair in $(DEB_MAP); do \
 	  pkg-config --exists $${pair%%:*} 2>/dev/null || missing="$$missing $${pair#*:}"; \

@@ -17,8 +17,7 @@ local PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 local spec = {
   id = { type = "string", required = true },
-  url = { type = "string", required = true,
-          check = function(u) return u:match("^https?://") ~= nil, "must start with http:// or https://" end },
+  url = { type = "string", required = true, check = kit.url_check },
   user = { type = "string", required = true },
   auth_secret = { type = "string" },
   revoke_sessions = { type = "boolean" },
@@ -43,7 +42,7 @@ local DRILL = { status = 200, body = '{"schemas":["urn:ietf:params:scim:schemas:
 function M.disable(opts)
   kit.check(opts, spec, "account.disable")
   return kit.step(opts.id, opts, function(ctx)
-    local base, user = kit.render(ctx, opts.url), kit.render(ctx, opts.user)
+    local base, user = kit.render_url(ctx, "url", opts.url), kit.render(ctx, opts.user)
     set_active(ctx, opts, base, user, false)
     local revoked, code = nil, nil
     if opts.revoke_sessions ~= false then revoked, code = revoke(ctx, opts, base, user) end
@@ -59,7 +58,7 @@ end
 function M.revoke_sessions(opts)
   kit.check(opts, spec, "account.revoke_sessions")
   return kit.step(opts.id, opts, function(ctx)
-    local revoked, code = revoke(ctx, opts, kit.render(ctx, opts.url), kit.render(ctx, opts.user))
+    local revoked, code = revoke(ctx, opts, kit.render_url(ctx, "url", opts.url), kit.render(ctx, opts.user))
     if not revoked then ctx.fail("the API has no session endpoint (404): revoke the sessions by hand") end
     return { user = kit.render(ctx, opts.user), sessions_revoked = true, status = code }
   end, { status = 204, body = "" }, "Revoke the sessions of " .. opts.user)
@@ -68,7 +67,7 @@ end
 function M.enable(opts)
   kit.check(opts, spec, "account.enable")
   return kit.step(opts.id, opts, function(ctx)
-    local base, user = kit.render(ctx, opts.url), kit.render(ctx, opts.user)
+    local base, user = kit.render_url(ctx, "url", opts.url), kit.render(ctx, opts.user)
     set_active(ctx, opts, base, user, true)
     return { user = user, active = true }
   end, { status = 200, body = '{"id":"2819c223","active":true}' }, "Re-enable account " .. opts.user)

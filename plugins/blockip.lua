@@ -68,7 +68,7 @@ function M.firewall(opts)
     addr = { type = "string", required = true, check = addr_check },
     host = { type = "string", required = true,
              check = function(h) return h == "local" or kit.host_ok(h), "not a host name: " .. h end },
-    method = { type = "string", enum = { "nftables", "iptables" } },
+    method = { type = "string", enum = { "nftables", "iptables" }, literal = true },
     sudo = { type = "boolean" },
     ssh_options = { type = "list" },
   }, "blockip.firewall")
@@ -110,7 +110,7 @@ end
 function M.api(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
-    url = { type = "string", required = true },
+    url = { type = "string", required = true, check = kit.url_check },
     addr = { type = "string", required = true, check = addr_check },
     auth_secret = { type = "string" },
     comment = { type = "string" },
@@ -120,7 +120,7 @@ function M.api(opts)
     local addr = kit.render(ctx, opts.addr)
     local ok, why = addr_check(addr)
     if not ok then ctx.fail(why) end
-    local data = kit.http(ctx, opts, "POST", kit.render(ctx, opts.url), {
+    local data = kit.http(ctx, opts, "POST", kit.render_url(ctx, "url", opts.url), {
       address = addr,
       comment = kit.render(ctx, opts.comment or ("irp run " .. tostring(ctx.run_id))),
       expires = opts.expires and kit.render(ctx, opts.expires) or nil,

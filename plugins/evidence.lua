@@ -85,7 +85,7 @@ function M.files(opts)
       end
       return true
     end },
-    encoding = { type = "string", enum = { "text", "base64" } },
+    encoding = { type = "string", enum = { "text", "base64" }, literal = true },
     sudo = { type = "boolean" }, run_as = { type = "string" }, ssh_options = { type = "list" },
     allow_missing = { type = "boolean" },
   }, "evidence.files")

@@ -7,6 +7,7 @@
 -- kit.exec(ctx, opts, argv, extra)  runs argv locally, or on opts.host over ssh
 -- kit.http(ctx, opts, method, url, body, ok_codes)   JSON over HTTP, decoded answer
 -- kit.shq(s), kit.host_ok(h), kit.addr_ok(a), kit.is_template(s)
+-- kit.url_ok(u), kit.url_check (a kit.check `check`), kit.render_url(ctx, name, text)
 local json = require "json"
 
 local kit = {}
@@ -28,21 +29,81 @@ function kit.host_ok(h)
          and h:sub(1, 1) ~= "-"
 end
 
--- IPv4 or IPv6 address, with an optional /prefix.
+-- Dotted quad; no leading zeros: nft and iptables read "010" as octal (8).
+local function ipv4_ok(ip)
+  local o = { ip:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$") }
+  if #o ~= 4 then return false end
+  for _, x in ipairs(o) do
+    if tonumber(x) > 255 or (#x > 1 and x:sub(1, 1) == "0") then return false end
+  end
+  return true
+end
+
+-- Number of 16-bit groups in a colon-separated run of hex groups ("" is 0),
+-- or nil; v4_tail: its last field may be a dotted IPv4 address (2 groups).
+local function ipv6_groups(part, v4_tail)
+  if part == "" then return 0 end
+  local fields = {}
+  for f in (part .. ":"):gmatch("([^:]*):") do fields[#fields + 1] = f end
+  local n = 0
+  for i, f in ipairs(fields) do
+    if v4_tail and i == #fields and f:find(".", 1, true) then
+      if not ipv4_ok(f) then return nil end
+      n = n + 2
+    elseif f:match("^%x%x?%x?%x?$") then
+      n = n + 1
+    else
+      return nil
+    end
+  end
+  return n
+end
+
+-- RFC 4291 text form: 8 groups of 1-4 hex digits, or fewer with exactly one
+-- "::" standing for the missing ones; the last 32 bits may be written as an
+-- IPv4 address (::ffff:192.0.2.1).
+local function ipv6_ok(ip)
+  if not ip:find(":", 1, true) or #ip > 45 then return false end
+  local a, b = ip:find("::", 1, true)
+  if not a then
+    return ipv6_groups(ip, true) == 8
+  end
+  if ip:find("::", a + 1, true) then return false end -- a second "::" (or ":::")
+  local head, tail = ipv6_groups(ip:sub(1, a - 1), false), ipv6_groups(ip:sub(b + 1), true)
+  return head ~= nil and tail ~= nil and head + tail <= 7
+end
+
+-- IPv4 or IPv6 address, with an optional /prefix (0-32 or 0-128).
 function kit.addr_ok(a)
   if type(a) ~= "string" then return false end
-  local ip, prefix = a:match("^([^/]+)/(%d+)$")
+  local ip, prefix = a:match("^([^/]+)/(%d%d?%d?)$")
   ip = ip or a
   local n = prefix and tonumber(prefix)
-  local o = { ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-  if #o == 4 then
-    for _, x in ipairs(o) do if tonumber(x) > 255 then return false end end
-    return n == nil or n <= 32
-  end
-  if ip:match("^[%x:]+$") and ip:find(":", 1, true) and #ip <= 39 then
-    return n == nil or n <= 128
-  end
+  if ipv4_ok(ip) then return n == nil or n <= 32 end
+  if ipv6_ok(ip) then return n == nil or n <= 128 end
   return false
+end
+
+-- An http:// or https:// URL naming a host (ctx.http takes no other scheme).
+function kit.url_ok(u)
+  return type(u) == "string" and u:match("^https?://[^/%s?#]") ~= nil and not u:find("%s")
+end
+
+-- For kit.check specs: check = kit.url_check (a template is checked later,
+-- by kit.render_url).
+function kit.url_check(u)
+  if kit.url_ok(u) then return true end
+  return false, "'" .. tostring(u) .. "' is not an http:// or https:// URL"
+end
+
+-- kit.render, then fails the step unless the result is an http(s) URL.
+function kit.render_url(ctx, name, text)
+  local u = kit.render(ctx, text)
+  if not kit.url_ok(u) then
+    ctx.fail(name .. ": '" .. u .. "'" .. (u ~= text and " (from '" .. text .. "')" or "")
+             .. " is not an http:// or https:// URL")
+  end
+  return u
 end
 
 -- Single-quotes s for a POSIX shell (ssh joins remote arguments with spaces).
@@ -68,10 +129,11 @@ local function type_ok(want, v)
 end
 
 -- Validates opts against spec = { name = { type, required = bool, enum = {...},
--- check = function(v) -> ok, why } } plus kit.STEP_FIELDS. Raises at the
--- position of the playbook that called the constructor: level 3 = kit.check
--- <- constructor <- playbook. Values containing {{templates}} are checked at
--- run time instead.
+-- check = function(v) -> ok, why, literal = bool } } plus kit.STEP_FIELDS.
+-- Raises at the position of the playbook that called the constructor: level
+-- 3 = kit.check <- constructor <- playbook. Values containing {{templates}}
+-- are checked at run time instead, except a `literal` option (one the
+-- constructor acts on at load, such as a method): a template is refused.
 function kit.check(opts, spec, where, level)
   level = (level or 2) + 1
   if type(opts) ~= "table" then
@@ -102,6 +164,11 @@ function kit.check(opts, spec, where, level)
       if not type_ok(s.type or "string", v) then
         where_error(where, "option '" .. name .. "' must be a " .. (s.type or "string") ..
                     ", not " .. type(v), level)
+      end
+      if s.literal and kit.is_template(v) then
+        where_error(where, "option '" .. name .. "' is chosen when the playbook loads: write it out" ..
+                    (s.enum and " (" .. table.concat(s.enum, ", ") .. ")" or "") ..
+                    ", not a template ('" .. v .. "')", level)
       end
       if s.enum and not kit.is_template(v) then
         local found = false
@@ -159,9 +226,9 @@ function kit.render_list(ctx, list)
 end
 
 -- Runs argv (a list of strings) locally, or on opts.host over ssh (BatchMode,
--- opts.ssh_options, each remote argument quoted). opts.sudo = true prefixes
--- sudo -n; opts.run_as = "user" runs as that user (runuser locally, sudo -u
--- over ssh). extra: ctx.exec options (stdin, timeout, check, env, cwd).
+-- opts.ssh_options with their {{templates}} filled, each remote argument
+-- quoted). opts.sudo = true prefixes sudo -n; opts.run_as = "user" runs as
+-- that user (runuser locally, sudo -u over ssh). extra: ctx.exec options (stdin, timeout, check, env, cwd).
 function kit.exec(ctx, opts, argv, extra)
   local cmd = {}
   local host = opts.host and kit.render(ctx, opts.host)
@@ -174,7 +241,7 @@ function kit.exec(ctx, opts, argv, extra)
     for _, a in ipairs(pre) do remote[#remote + 1] = a end
     for _, a in ipairs(argv) do remote[#remote + 1] = kit.shq(a) end
     cmd = { "ssh", "-o", "BatchMode=yes" }
-    for _, o in ipairs(opts.ssh_options or {}) do cmd[#cmd + 1] = o end
+    for _, o in ipairs(opts.ssh_options or {}) do cmd[#cmd + 1] = kit.render(ctx, o) end
     cmd[#cmd + 1] = host
     cmd[#cmd + 1] = "--"
     cmd[#cmd + 1] = table.concat(remote, " ")

@@ -30,7 +30,7 @@ local common = {
   id = { type = "string", required = true },
   host = { type = "string", required = true,
            check = function(h) return h == "local" or kit.host_ok(h), "not a host name: " .. h end },
-  method = { type = "string", enum = { "nftables", "iptables" } },
+  method = { type = "string", enum = { "nftables", "iptables" }, literal = true },
   sudo = { type = "boolean" },
   ssh_options = { type = "list" },
 }
@@ -155,13 +155,13 @@ end
 function M.edr(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
-    url = { type = "string", required = true },
+    url = { type = "string", required = true, check = kit.url_check },
     host = { type = "string", required = true },
     auth_secret = { type = "string" },
     reason = { type = "string" },
   }, "isolate.edr")
   return kit.step(opts.id, opts, function(ctx)
-    local host, base = kit.render(ctx, opts.host), kit.render(ctx, opts.url)
+    local host, base = kit.render(ctx, opts.host), kit.render_url(ctx, "url", opts.url)
     local job = kit.http(ctx, opts, "POST", kit.url(base, "hosts", host, "isolate"),
                          { reason = kit.render(ctx, opts.reason or "irp run " .. tostring(ctx.run_id)) })
     local state = kit.http(ctx, opts, "GET", kit.url(base, "hosts", host))

@@ -18,7 +18,7 @@ local STATUSES = { "investigating", "identified", "monitoring", "resolved" }
 function M.update(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
-    url = { type = "string", required = true },
+    url = { type = "string", required = true, check = kit.url_check },
     auth_secret = { type = "string" },
     name = { type = "string" },
     status = { type = "string", required = true, enum = STATUSES },
@@ -30,8 +30,15 @@ function M.update(opts)
     error("statuspage.update: a new incident needs a name (or pass incident = ... to update one)", 2)
   end
   return kit.step(opts.id, opts, function(ctx)
-    local base = kit.render(ctx, opts.url)
-    local body = { status = kit.render(ctx, opts.status), body = kit.render(ctx, opts.message) }
+    local base = kit.render_url(ctx, "url", opts.url)
+    local status = kit.render(ctx, opts.status)
+    local known = false
+    for _, v in ipairs(STATUSES) do known = known or v == status end
+    if not known then
+      ctx.fail("status: '" .. status .. "'" .. (status ~= opts.status and " (from '" .. opts.status .. "')" or "")
+               .. " must be one of " .. table.concat(STATUSES, ", "))
+    end
+    local body = { status = status, body = kit.render(ctx, opts.message) }
     local data
     if opts.incident then
       local inc = kit.render(ctx, opts.incident)
@@ -52,7 +59,12 @@ function M.stakeholders(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
     message = { type = "string", required = true },
-    webhooks = { type = "list" },
+    webhooks = { type = "list", check = function(l)
+      for _, w in ipairs(l) do
+        if not kit.is_template(w) and not kit.url_ok(w) then return kit.url_check(w) end
+      end
+      return true
+    end },
     notifiers = { type = "list" },
     auth_secret = { type = "string" },
   }, "statuspage.stakeholders")
@@ -67,7 +79,7 @@ function M.stakeholders(opts)
       sent[#sent + 1] = n
     end
     for _, w in ipairs(opts.webhooks or {}) do
-      local url = kit.render(ctx, w)
+      local url = kit.render_url(ctx, "webhooks", w)
       kit.http(ctx, opts, "POST", url, { text = msg })
       sent[#sent + 1] = url
     end

@@ -14,14 +14,10 @@ local kit = require "irpkit"
 
 local M = {}
 
-local function url_check(u)
-  return kit.is_template(u) or u:match("^https?://") ~= nil, "must start with http:// or https://"
-end
-
 function M.create(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
-    url = { type = "string", required = true, check = url_check },
+    url = { type = "string", required = true, check = kit.url_check },
     auth_secret = { type = "string" },
     summary = { type = "string", required = true },
     description = { type = "string" },
@@ -35,7 +31,7 @@ function M.create(opts)
     body.title = kit.render(ctx, opts.summary)
     body.description = opts.description and kit.render(ctx, opts.description) or nil
     body.severity = opts.severity and kit.render(ctx, opts.severity) or nil
-    local data = kit.http(ctx, opts, "POST", kit.render(ctx, opts.url), body)
+    local data = kit.http(ctx, opts, "POST", kit.render_url(ctx, "url", opts.url), body)
     if type(data) ~= "table" then ctx.fail("the ticket API answered without a JSON object") end
     local t = data[opts.id_field or "id"] or data.key or data.number
     if t == nil then ctx.fail("the ticket API's answer has no '" .. (opts.id_field or "id") .. "' field") end
@@ -47,7 +43,7 @@ end
 function M.update(opts)
   kit.check(opts, {
     id = { type = "string", required = true },
-    url = { type = "string", required = true, check = url_check },
+    url = { type = "string", required = true, check = kit.url_check },
     auth_secret = { type = "string" },
     ticket = { type = "string", required = true },
     comment = { type = "string" },
@@ -57,7 +53,7 @@ function M.update(opts)
     error("ticket.update: give a comment, a status, or both", 2)
   end
   return kit.step(opts.id, opts, function(ctx)
-    local base, t = kit.render(ctx, opts.url), kit.render(ctx, opts.ticket)
+    local base, t = kit.render_url(ctx, "url", opts.url), kit.render(ctx, opts.ticket)
     if t == "" then ctx.fail("no ticket to update") end
     local out = { ticket = t }
     if opts.comment then

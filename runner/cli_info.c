@@ -208,8 +208,9 @@ int cli_check(int argc, char **argv)
             size_t si, nattached = 0;
             json_t *sv;
             json_array_foreach(json_object_get(o, "steps"), si, sv) nattached += pr_str(sv, "source") && strcmp(pr_str(sv, "source"), "playbook") != 0;
-            printf("ok  %s: %s, %zu steps", file, pr_str(o, "id") ? pr_str(o, "id") : "?",
-                   json_array_size(json_object_get(o, "steps")));
+            size_t nsteps = json_array_size(json_object_get(o, "steps"));
+            printf("ok  %s: %s, %zu step%s", file, pr_str(o, "id") ? pr_str(o, "id") : "?", nsteps,
+                   nsteps == 1 ? "" : "s");
             if (nattached)
                 printf(" (%zu attached)", nattached);
             printf("\n");

@@ -67,6 +67,7 @@ def test_missing_required_input_at_run(env):
     path = env.write("pb.lua", text)
     r = env.irp("check", path)
     check(r.code == 0, "check does not need inputs", r)
+    check(r.out == "ok  %s: x, 1 step\n" % path, "one step, singular", r)
     bad(env, text, "host", name="pb.lua", args=("run",))
     bad(env, text, "hots", name="pb.lua", args=("run", "-v", "hots=web-07"))
 

@@ -3,7 +3,9 @@ load-time validation naming the playbook's line), of every shipped plugin's
 drill path, of the live paths this machine allows (evidence collection of
 real files; PostgreSQL promote and pg_basebackup when the server binaries are
 installed; nftables and iptables inside a fresh network namespace when those
-tools are installed; the HTTP plugins against a local stand-in server), and
+tools are installed; blockip and isolate over ssh to a real throwaway sshd on
+127.0.0.1 in a network namespace; the HTTP plugins against a local stand-in
+server), and
 of --attach (before / after / at_end_of, and its errors) and of the
 configuration's attach section."""
 import glob
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from harness import check
 
@@ -114,6 +117,117 @@ return playbook { id = "t", title = "T", steps = {
     check(r.code == 1 and "every address" in env.record("step.failed", "block")["data"]["reason"],
           "a templated /0 fails the step before any command", r)
     check("step.exec" not in env.events(), "nothing was run")
+
+
+def test_plugin_load_time_choices_refuse_templates(env):
+    """method / encoding pick the commands and the drill table when the
+    playbook loads: a template there would silently take the other branch
+    (method = "{{m}}" ran the iptables script), so check refuses it."""
+    clean(env)
+    for lib, line, want in (
+            ("isolate", 'isolate.firewall { id = "s", host = "web-1", allow = { "10.0.0.5" }, method = "{{m}}" }',
+             "isolate.firewall: option 'method' is chosen when the playbook loads: write it out (nftables, iptables), "
+             "not a template ('{{m}}')"),
+            ("isolate", 'isolate.release { id = "s", host = "web-1", method = "{{m}}" }', "isolate.release: option 'method'"),
+            ("blockip", 'blockip.firewall { id = "s", host = "fw-1", addr = "203.0.113.7", method = "{{m}}" }',
+             "blockip.firewall: option 'method' is chosen when the playbook loads"),
+            ("evidence", 'evidence.files { id = "s", files = { "/etc/hostname" }, encoding = "{{m}}" }',
+             "evidence.files: option 'encoding' is chosen when the playbook loads: write it out (text, base64)")):
+        pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T", '
+                       'inputs = { m = { default = "nftables" } },\n  steps = { %s } }\n' % (lib, lib, line))
+        r = env.irp("check", pb)
+        check(r.code == 65 and ("pb.lua:3: " + want) in r.err, "refused: %s" % want, r)
+
+
+URL_STEPS = (
+    ("isolate", 'isolate.edr { id = "s", url = %s, host = "web-07" }', "isolate.edr"),
+    ("statuspage", 'statuspage.update { id = "s", url = %s, name = "N", status = "investigating", message = "M" }',
+     "statuspage.update"),
+    ("statuspage", 'statuspage.stakeholders { id = "s", message = "M", webhooks = { %s } }', "statuspage.stakeholders"),
+    ("blockip", 'blockip.api { id = "s", url = %s, addr = "203.0.113.7" }', "blockip.api"),
+    ("account", 'account.disable { id = "s", url = %s, user = "u1" }', "account.disable"),
+    ("ticket", 'ticket.create { id = "s", url = %s, summary = "S" }', "ticket.create"),
+)
+
+
+def test_plugin_urls_must_be_http(env):
+    """Every URL option of the HTTP plugins: a literal that is not http(s)
+    fails irp check at the playbook's line; a template is checked once
+    filled, and the step fails before any request."""
+    clean(env)
+    for lib, line, where in URL_STEPS:
+        option = "webhooks" if "webhooks" in line else "url"
+        for bad in ("ftp://e", "file:///etc/passwd", "https://", "tickets.example/api"):
+            pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T",\n'
+                           '  steps = { %s } }\n' % (lib, lib, line % json.dumps(bad)))
+            r = env.irp("check", pb)
+            want = "pb.lua:3: %s: option '%s': '%s' is not an http:// or https:// URL" % (where, option, bad)
+            check(r.code == 65 and want in r.err, "refused at check: %s" % want, r)
+        pb = env.write("pb.lua", 'local %s = require "%s"\nreturn playbook { id = "t", title = "T", '
+                       'inputs = { api = {} },\n  steps = { %s } }\n' % (lib, lib, line % '"{{api}}"'))
+        check(env.irp("check", pb).code == 0, "a template passes check (%s)" % where)
+        shutil.rmtree(env.state, ignore_errors=True)
+        r = env.drill(pb, "--yes", "-v", "api=ftp://e")
+        reason = env.record("step.failed", "s")["data"]["reason"]
+        check(r.code == 1 and "%s: 'ftp://e' (from '{{api}}') is not an http:// or https:// URL" % option in reason,
+              "%s: the filled template is refused: %s" % (where, reason), r)
+        check("step.http" not in env.events(), "no request was made (%s)" % where)
+
+
+def test_statuspage_templated_status_checked_at_run_time(env):
+    clean(env)
+    pb = env.write("pb.lua", '''local statuspage = require "statuspage"
+return playbook { id = "t", title = "T", inputs = { st = {} }, steps = {
+  statuspage.update { id = "s", url = "https://status.example/api", name = "N", status = "{{st}}", message = "M" },
+} }
+''')
+    r = env.irp("check", pb)
+    check(r.code == 0, "a templated status passes check", r)
+    r = env.drill(pb, "--yes", "-v", "st=closed")
+    reason = env.record("step.failed", "s")["data"]["reason"]
+    check(r.code == 1 and "status: 'closed' (from '{{st}}') must be one of investigating, identified, monitoring, "
+          "resolved" in reason, "an unknown status is refused once filled: %s" % reason, r)
+    check("step.http" not in env.events(), "no request was made")
+    shutil.rmtree(env.state)
+    drill_ok(env, pb, "-v", "st=monitoring")
+    check(succeeded(env, "s")["status"] == "monitoring", "a known status is sent")
+    check(env.record("step.http", "s")["data"]["method"] == "POST", "the request was made")
+    env.write("pb.lua", open(pb).read().replace('"{{st}}"', '"closed"'))
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:3: statuspage.update: option 'status' must be one of" in r.err,
+          "a literal unknown status is refused at check", r)
+
+
+ADDR_GOOD = ["203.0.113.7", "203.0.113.0/24", "0.0.0.0", "2001:db8::1", "2001:db8::/32", "::", "::1", "1::",
+             "fe80::1/128", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "2001:DB8:0:0:0:0:0:1",
+             "::ffff:192.0.2.1", "::ffff:192.0.2.0/120", "1:2:3:4:5:6:192.0.2.1", "::192.0.2.1", "2001:db8::/0"]
+ADDR_BAD = ["::::", ":::", "1::2::3", "1:::2", ":1::", "1::2:", ":1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:",
+            "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::8", "12345::", "2001:db8::g", "2001:db8::/129",
+            "2001:db8::/", "::ffff:192.0.2.256", "::ffff:192.0.2", "1.2.3.4::", "1:2:3:4:5:6:7:1.2.3.4",
+            "::1.2.3.4:5", "010.0.0.1", "10.0.0.01", "::ffff:10.00.0.1", "203.0.113.7/33", "203.0.113", "1.2.3.4.5", "1.2.3.256", "", "/24", "web-07"]
+
+
+def test_irpkit_addr_ok_is_strict(env):
+    """kit.addr_ok: IPv4, and IPv6 in RFC 4291 text form (one "::" at most,
+    8 groups of 1-4 hex digits, an IPv4 tail), each with an optional prefix."""
+    clean(env)
+    pb = env.write("pb.lua", '''local kit = require "irpkit"
+local good, bad = %s, %s
+return playbook { id = "t", title = "T", steps = { step "a" { run = function(ctx)
+  local wrong = {}
+  for _, a in ipairs(good) do if not kit.addr_ok(a) then wrong[#wrong + 1] = "refused " .. a end end
+  for _, a in ipairs(bad) do if kit.addr_ok(a) then wrong[#wrong + 1] = "accepted " .. a end end
+  return { wrong = table.concat(wrong, ", ") }
+end } } }
+''' % tuple("{" + ", ".join(json.dumps(a) for a in lst) + "}" for lst in (ADDR_GOOD, ADDR_BAD)))
+    drill_ok(env, pb)
+    check(succeeded(env, "a")["wrong"] == "", "addr_ok: %s" % succeeded(env, "a")["wrong"])
+    # and through a plugin, at check time
+    pb = env.write("pb.lua", 'local blockip = require "blockip"\nreturn playbook { id = "t", title = "T",\n'
+                   '  steps = { blockip.firewall { id = "b", host = "fw-1", addr = "::::" } } }\n')
+    r = env.irp("check", pb)
+    check(r.code == 65 and "pb.lua:3: blockip.firewall: option 'addr': '::::' is not an IP address" in r.err,
+          "'::::' refused at check", r)
 
 
 def test_plugin_errors_name_plugin_file_line(env):
@@ -710,3 +824,196 @@ return playbook { id = "t2", title = "T2", inputs = { api = { required = true } 
               "the update names the incident")
     finally:
         api.stop()
+
+
+# ---------------------------------------------------------------- live ssh
+
+# Runs inside a fresh network namespace (unshare -n): brings lo up, starts a
+# real sshd on 127.0.0.1 (a free port of the namespace), runs each phase's
+# irp command, snapshots the firewall after it, and always stops sshd. Both
+# sshd and irp are killed by the kernel if this helper dies (PDEATHSIG), so
+# nothing outlives a timeout. Prints one JSON object.
+SSH_HELPER = r'''import ctypes, json, os, signal, socket, subprocess, sys, time
+cfg = json.load(open(sys.argv[1]))
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent():
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+conf = cfg["config"]
+with open(conf, "w") as f:
+    f.write(cfg["sshd_config"].replace("@PORT@", str(port)))
+out = {"port": port, "phases": []}
+log = open(cfg["log"], "w")
+sshd = subprocess.Popen([cfg["sshd"], "-D", "-e", "-f", conf], stdin=subprocess.DEVNULL, stdout=log,
+                        stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+try:
+    deadline = time.monotonic() + 10
+    while True:
+        if sshd.poll() is not None:
+            raise SystemExit("sshd exited with %s" % sshd.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("sshd does not listen on port %d" % port)
+            time.sleep(0.05)
+    for ph in cfg["phases"]:
+        argv = [a.replace("@PORT@", str(port)) for a in ph["argv"]]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=cfg["timeout"],
+                           preexec_fn=die_with_parent, errors="replace")
+        shown = ""
+        for cmd in ph["show"]:
+            q = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            shown += "$ %s\n%s%s" % (" ".join(cmd), q.stdout, q.stderr)
+        out["phases"].append({"name": ph["name"], "code": p.returncode, "out": p.stdout, "err": p.stderr,
+                              "shown": shown})
+finally:
+    sshd.terminate()
+    try:
+        sshd.wait(5)
+    except subprocess.TimeoutExpired:
+        sshd.kill()
+        sshd.wait()
+    log.close()
+print(json.dumps(out))
+'''
+
+SSH_PB = '''local blockip = require "blockip"
+local isolate = require "isolate"
+-- -F /dev/null and IdentitiesOnly: no ~/.ssh/config, no agent keys
+local ssh = { "-p", "{{port}}", "-i", "{{key}}", "-o", "StrictHostKeyChecking=no",
+              "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+              "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-F", "/dev/null" }
+return playbook { id = "ssh-%(m)s", title = "T", inputs = { port = { required = true }, key = { required = true } },
+  steps = {
+%(steps)s
+  } }
+'''
+
+SSH_CONTAIN = '''    blockip.firewall { id = "block", host = "root@127.0.0.1", addr = "203.0.113.7", method = "%(m)s",
+                       ssh_options = ssh },
+    blockip.firewall { id = "block6", host = "root@127.0.0.1", addr = "2001:db8::/32", method = "%(m)s",
+                       ssh_options = ssh },
+    isolate.firewall { id = "iso", host = "root@127.0.0.1", allow = { "127.0.0.1", "2001:db8::5" },
+                       method = "%(m)s", ssh_options = ssh },'''
+
+SSH_RELEASE = '''    isolate.release { id = "release", host = "root@127.0.0.1", method = "%(m)s", ssh_options = ssh },'''
+
+
+def sshd_binary():
+    found = shutil.which("sshd")
+    if not found and os.access("/usr/sbin/sshd", os.X_OK):
+        found = "/usr/sbin/sshd"
+    return found
+
+
+def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
+    """isolate.firewall / isolate.release and blockip.firewall over ssh, for
+    real: a throwaway sshd on 127.0.0.1 inside a fresh network namespace,
+    irp in the same namespace connecting as root@127.0.0.1 with a throwaway
+    key; nftables, and iptables/ip6tables when installed. The rules are read
+    back with nft / iptables in the namespace. Skipped (passes) without sshd,
+    ssh, nft or network namespaces."""
+    clean(env)
+    import harness
+    sshd = sshd_binary()
+    if not sshd or not shutil.which("ssh") or not shutil.which("ssh-keygen") or not shutil.which("nft") or \
+            not shutil.which("unshare") or \
+            subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        print("       (skipped: no sshd/ssh (openssh-server), no nft, or no network namespaces here)")
+        return
+    ipt = bool(shutil.which("iptables") and shutil.which("ip6tables"))
+    d = env.dir
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "irp-e2e", "-f", os.path.join(d, name)],
+                       check=True, capture_output=True, timeout=30)
+    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
+    conf = os.path.join(d, "sshd_config")
+    sshd_config = "\n".join([
+        "ListenAddress 127.0.0.1", "Port @PORT@", "HostKey %s/host_key" % d,
+        "PermitRootLogin prohibit-password", "AuthorizedKeysFile %s/authorized_keys" % d,
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "StrictModes no", "UsePAM no",
+        "PrintMotd no", "PidFile %s/sshd.pid" % d, ""])
+    irp = os.path.abspath(harness.IRP)
+    key = os.path.join(d, "client_key")
+    methods = ["nftables"] + (["iptables"] if ipt else [])
+    phases = []
+    for m in methods:
+        show = [["nft", "list", "ruleset"]] if m == "nftables" else [["iptables", "-S"], ["ip6tables", "-S"]]
+        for kind, steps in (("contain", SSH_CONTAIN), ("release", SSH_RELEASE)):
+            run = "%s-%s" % (m, kind)
+            pb = env.write(run + ".lua", SSH_PB % {"m": m, "steps": steps % {"m": m}})
+            phases.append({"name": run, "show": show,
+                           "argv": [irp, "run", pb, "--yes", "--state-dir", env.state, "--run-id", run,
+                                    "-v", "port=@PORT@", "-v", "key=" + key]})
+    cfg = env.write("ssh.json", json.dumps({
+        "sshd": sshd, "config": conf, "sshd_config": sshd_config, "log": os.path.join(d, "sshd.log"),
+        "timeout": 60 * harness.SLACK, "phases": phases}))
+    helper = env.write("ssh_helper.py", SSH_HELPER)
+    # sshd insists on its privilege separation directory (systemd makes it)
+    made_privsep = not os.path.isdir("/run/sshd")
+    if made_privsep:
+        os.makedirs("/run/sshd", mode=0o755)
+    try:
+        p = subprocess.run(["unshare", "-n", sys.executable, helper, cfg], capture_output=True, text=True,
+                           env=env.env, cwd=d, timeout=(60 * len(phases) + 30) * harness.SLACK)
+    finally:
+        if made_privsep:
+            try:
+                os.rmdir("/run/sshd")
+            except OSError:
+                pass
+    log_path = os.path.join(d, "sshd.log")
+    check(p.returncode == 0, "the helper ran (sshd log: %s)" %
+          (open(log_path).read() if os.path.exists(log_path) else "none"), p)
+    check(harness.no_process_with(conf), "sshd was stopped")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    port = res["port"]
+    ph = {x["name"]: x for x in res["phases"]}
+    for name, x in ph.items():
+        check(x["code"] == 0, "irp run %s succeeds: %s\n%s\n%s" % (name, x["out"], x["err"], x["shown"]))
+        events = env.events(run=name)
+        check("step.failed" not in events, "no step failed in %s: %r" % (name, events))
+        check(env.record("run.finished", run=name)["data"]["status"] == "succeeded", "%s succeeded" % name)
+        execs = [r["data"] for r in env.journal(name) if r["type"] == "step.exec"]
+        check(execs, "%s ran commands" % name)
+        want = ("ssh -o BatchMode=yes -p %d -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+                % (port, key))
+        for e in execs:
+            check(e["command"].startswith(want) and " root@127.0.0.1 -- " in e["command"]
+                  and e["simulated"] is False and e["code"] == 0, "the journal records the ssh command: %r" % e)
+    log = open(log_path).read()
+    nexec = sum(1 for name in ph for r in env.journal(name) if r["type"] == "step.exec")
+    check(log.count("Accepted publickey for root from 127.0.0.1") == nexec,
+          "sshd accepted one session per command (%d): %s" % (nexec, log))
+
+    nft_on = ph["nftables-contain"]["shown"]
+    for want in ("table inet irp_isolation", "policy drop", 'iif "lo" accept', "ip saddr 127.0.0.1 accept",
+                 "ip daddr 127.0.0.1 accept", "ip6 saddr 2001:db8::5 accept", "table inet irp_block",
+                 "203.0.113.7", "2001:db8::/32"):
+        check(want in nft_on, "nft shows %r after the isolation" % want, nft_on)
+    nft_off = ph["nftables-release"]["shown"]
+    check("irp_isolation" not in nft_off and "203.0.113.7" in nft_off,
+          "the isolation table is gone after the release (the block stays)", nft_off)
+    check(env.record("step.succeeded", "release", run="nftables-release")["data"]["result"]
+          == {"host": "root@127.0.0.1", "released": True}, "release result")
+    if not ipt:
+        print("       (iptables part skipped: no iptables/ip6tables)")
+        return
+    ipt_on = ph["iptables-contain"]["shown"]
+    for want in ("-A INPUT -j IRP_ISOLATE", "-A OUTPUT -j IRP_ISOLATE", "-A IRP_ISOLATE -s 127.0.0.1/32 -j ACCEPT",
+                 "-A IRP_ISOLATE -j DROP", "-A INPUT -s 203.0.113.7/32 -j DROP",
+                 "-A IRP_ISOLATE -s 2001:db8::5/128 -j ACCEPT", "-A INPUT -s 2001:db8::/32 -j DROP"):
+        check(want in ipt_on, "iptables shows %r after the isolation" % want, ipt_on)
+    ipt_off = ph["iptables-release"]["shown"]
+    check("IRP_ISOLATE" not in ipt_off and "-A INPUT -s 203.0.113.7/32 -j DROP" in ipt_off,
+          "the isolation chain is gone after the release (the block stays)", ipt_off)
