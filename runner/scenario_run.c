@@ -80,6 +80,10 @@ char *dr_scripted(eng_run *r, const char *step, const char *kind)
     }
     if (answer)
         think(r, a);
+    if (answer && r->interrupted) {
+        free(answer); /* stopped while the players thought: no answer, the run is interrupted */
+        answer = NULL;
+    }
     return answer;
 }
 

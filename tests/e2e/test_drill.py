@@ -500,3 +500,40 @@ def test_drill_scripted_answers_take_the_players_time(env):
     bad = scenario(env, 'answers = { iso = { approval = "approve", after = "soon" } },', name="bad.lua")
     r = env.drill(pb, "--scenario", bad)
     check(r.code == 65 and "bad.lua:2: answers[\"iso\"].after must be a duration" in r.err, "a bad after", r)
+
+
+def test_drill_signal_during_the_players_time_stops_without_answering(env):
+    # A SIGTERM while a scripted answer's `after` passes must stop the drill
+    # (exit 75, resumable), not cut the wait short and give the answer: for a
+    # manual step, an approval and ctx.ask alike.
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the ISP" },
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+        step "q" { run = function(ctx) return ctx.ask("Which site?", { "east", "west" }) end },
+    ''')
+    slow = {"m": 'm = { manual = "done", after = "10h" }',
+            "gate": 'gate = { approval = "approve", after = "10h" }',
+            "q": 'q = { ask = "west", after = "10h" }'}
+    quick = {"m": 'm = "done"', "gate": 'gate = "approve"'}
+    for n, step in enumerate(("m", "gate", "q")):
+        run = "sig%d" % n
+        # The steps before this one are answered at once; this one takes the players 10 hours.
+        answers = [quick[s] for s in ("m", "gate")[:n]] + [slow[step]]
+        scn = scenario(env, "speed = 60,\n  answers = { %s }," % ", ".join(answers), name="sig%d.lua" % n)
+        p = subprocess.Popen([IRP, "drill", pb, "--scenario", scn, "--state-dir", env.state, "--run-id", run, "--yes"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env.env, cwd=env.dir)
+        time.sleep(1.5 * SLACK)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 75, "%s: SIGTERM while the players think: exit 75\n%s%s" % (step, out[-600:], err))
+        recs = env.journal(run)
+        stopped = [x["data"].get("step") for x in recs if x["type"] == "run.interrupted"]
+        check(stopped == [step], "%s: journaled as interrupted at the step: %r" % (step, stopped))
+        answered = [x["type"] for x in recs if x.get("step") == step and x["type"] in (
+            "manual.answered", "approval.granted", "operator.answered", "step.succeeded")]
+        check(answered == [], "%s: the scripted answer was not given early (nor --yes): %r" % (step, answered))
