@@ -196,6 +196,7 @@ def test_drill_bad_scenario_exits_65_with_file_line(env):
         ("title = \"x\",\n  answers = { [\"call-isp\"] = \"dnoe\" },", ":3: answers[\"call-isp\"]: 'dnoe' is not a manual answer (done, failed or skip); did you mean 'done'?"),
         ("title = \"x\",\n  injects = { { at = \"soon\", text = \"t\" } },", ":3: injects[1]: at = \"soon\" is not a drill time"),
         ("title = \"x\"\n  speed = 2,", ":3:"),
+        ("title = \"x\",\n  answers = { isolate = \"approve\" },", ":3: answers[\"isolate\"]: 'approve' answers an approval, but step \"isolate\" is an automated step with no approval"),
         ("speed = 0,", ":2: speed must be a number from 1 to 100000"),
         ("outcomes = { isolate = { { code = \"1\" } } },", ":2: outcomes[\"isolate\"][1]: code and status are integers"),
     ]
