@@ -538,3 +538,20 @@ def test_drill_signal_during_the_players_time_stops_without_answering(env):
         answered = [x["type"] for x in recs if x.get("step") == step and x["type"] in (
             "manual.answered", "approval.granted", "operator.answered", "step.succeeded")]
         check(answered == [], "%s: the scripted answer was not given early (nor --yes): %r" % (step, answered))
+
+
+def test_finished_drill_is_finished_for_status_and_resume(env):
+    # The drill.scorecard comes after run.finished: the run is finished all the same.
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },\nstep "m" { manual = "Call" },')
+    scn = scenario(env, 'answers = { m = "done" }, expect = { status = "succeeded" },')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0 and env.journal()[-1]["type"] == "drill.scorecard", "the drill ends with its scorecard", r)
+    s = env.irp("status", "r1", "--state-dir", env.state)
+    check(s.code == 0 and "run r1 (drill): succeeded" in s.out and "irp resume" not in s.out,
+          "status says succeeded, not stopped", s)
+    s = env.irp("status", "--state-dir", env.state)
+    check("succeeded" in s.out and "stopped" not in s.out, "and so does the list", s)
+    n = len(env.journal())
+    s = env.irp("resume", "r1", "--state-dir", env.state)
+    check(s.code == 64 and "already finished (succeeded)" in s.err, "nothing to resume", s)
+    check(len(env.journal()) == n, "resume wrote nothing")
