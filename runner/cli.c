@@ -166,7 +166,7 @@ static int cmd_run(const char *command, int argc, char **argv)
             v = option_value(argc, argv, &i, "--speed");
             char *end = NULL;
             o.speed = v ? strtod(v, &end) : 0;
-            if (!v || *end || o.speed < 1 || o.speed > 100000) {
+            if (!v || !*v || *end || !(o.speed >= 1 && o.speed <= 100000)) { /* NaN fails both */
                 rc = usage_error(command, "--speed '%s' must be a number from 1 to 100000", v);
                 goto done;
             }
