@@ -211,6 +211,12 @@ def test_drill_bad_scenario_exits_65_with_file_line(env):
     check(r.code == 65 and "took longer than" in r.err, "an endless scenario is stopped", r)
     r = env.irp("drill", pb, "--scenario", os.path.join(env.dir, "missing.lua"), "--state-dir", env.state)
     check(r.code == 65 and "missing.lua: cannot read the scenario" in r.err, "missing file", r)
+    other = os.path.join(ROOT, "playbooks", "scenarios", "ransomware-friday-night.lua")
+    r = env.irp("drill", pb, "--scenario", other, "--state-dir", env.state, "--run-id", "other")
+    check(r.code == 65 and "which the playbook does not have" in r.err
+          and "note: the scenario is written for %s" % os.path.realpath(os.path.join(ROOT, "playbooks", "ransomware.lua"))
+          in r.err and "this drill runs %s" % os.path.realpath(pb) in r.err, "a scenario for another playbook: said", r)
+    check(not os.path.exists(os.path.join(env.state, "runs", "other")), "nothing recorded")
 
 
 def test_drill_starts_no_process(env):
