@@ -204,6 +204,8 @@ static int cmd_run(const char *command, int argc, char **argv)
         /* The scenario may name its playbook and inputs; the command line wins. */
         if (!o.playbook && scenario->playbook)
             o.playbook = scenario_playbook = sc_playbook_path(scenario);
+        else
+            sc_note_playbook(scenario, o.playbook);
         const char *k;
         json_t *v;
         json_object_foreach(scenario->inputs, k, v) if (!json_object_get(vars, k)) json_object_set(vars, k, v);

@@ -246,23 +246,6 @@ static void replay(eng_run *r, json_t *records)
 
 /* ---------------------------------------------------------- lifecycle */
 
-/* A scenario that names steps the playbook lacks may simply be for
- * another playbook: say so when it names one that is not this one. */
-static void wrong_playbook_hint(const sc_scenario *sc, const char *playbook)
-{
-    char *own = sc_playbook_path(sc);
-    if (!own || !playbook)
-        goto out;
-    char *a = realpath(own, NULL), *b = realpath(playbook, NULL);
-    if (!a || !b || strcmp(a, b) != 0)
-        fprintf(stderr, "note: the scenario is written for %s (its playbook = \"%s\"), and this drill runs %s\n",
-                a ? a : own, sc->playbook, b ? b : playbook);
-    free(a);
-    free(b);
-out:
-    free(own);
-}
-
 int dr_prepare(eng_run *r)
 {
     r->drill = ut_xcalloc(1, sizeof *r->drill);
@@ -280,7 +263,6 @@ int dr_prepare(eng_run *r)
         char err[1024];
         if (sc_check_steps(d->sc, r->steps, err, sizeof err) < 0) {
             fprintf(stderr, "%s\n", err);
-            wrong_playbook_hint(d->sc, r->opt->playbook);
             return IRP_EXIT_DATAERR;
         }
     }
