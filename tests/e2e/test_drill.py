@@ -182,10 +182,19 @@ def test_drill_expectation_mismatch_exits_1(env):
     check(card["verdict"] == "failed" and len(card["mismatches"]) == 3, "three mismatches", card)
     check(card["escalations_missed"] == [2] and card["escalations_unexpected"] == [], "tier 2 should have fired", card)
     check("escalation tiers that should have fired and did not: 2" in r.out, "and the scorecard says so", r)
+    check("decision gate approval: deny (scenario)  [NOT AS EXPECTED: approve]" in r.out,
+          "the decision is shown against the expected one", r)
     ok = scenario(env, 'answers = { gate = "approve" }, expect = { status = "succeeded", failed = { "boom" } },',
                   name="ok.lua")
     r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r2")
     check(r.code == 0, "a step failing as expected: exit 0", r)
+    ok = scenario(env, 'answers = { gate = "approve: Priya, by phone" }, expect = { decisions = { gate = "approve" }, '
+                  'failed = { "boom" } },', name="ok2.lua")
+    r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r3")
+    check(r.code == 0 and "decision gate approval: approve (scenario) - Priya, by phone  [expected approve]" in r.out,
+          "who decided, and as expected", r)
+    check(env.record("drill.scorecard", run="r3")["data"]["decisions"][0]["note"] == "Priya, by phone",
+          "the note on the journaled scorecard")
 
 
 def test_drill_bad_scenario_exits_65_with_file_line(env):
