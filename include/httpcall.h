@@ -17,6 +17,11 @@
 /* Starts the request described by args (proto.h "http"); answers the call
  * from the loop when it completes. */
 void hc_request(fx_call *call, json_t *args);
+/* Checks what can be checked of a request without resolving its secrets
+ * (method, a plain url's scheme, header count and names): 0, or -1 with
+ * the error a live request would give. A drill calls it too, so that a
+ * request a live run would refuse is refused in the drill. */
+int hc_check(json_t *args, char *err, size_t err_size);
 /* Cancels what is in flight and releases the HTTP engine (before the loop
  * is closed). */
 void hc_shutdown(void);

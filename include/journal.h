@@ -67,6 +67,11 @@ int jr_close(jr_journal *j);
  * order (a torn tail is ignored and counted in *torn_bytes, may be NULL).
  * Does not verify the chain. NULL on error with err. */
 json_t *jr_read(const char *path, size_t *torn_bytes, char *err, size_t err_size);
+/* The last run.* record of records (run.started, run.resumed, run.finished,
+ * run.interrupted), borrowed; NULL when there is none. Where a run stands
+ * is said by it, not by the last record: a drill.scorecard and the
+ * deliveries of the final notifications follow run.finished. */
+json_t *jr_last_run_record(json_t *records);
 
 typedef struct {
     int intact;            /* 1 when every check passed */

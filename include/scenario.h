@@ -54,6 +54,10 @@ void sc_free(sc_scenario *sc);
 /* The path of the scenario's playbook (relative to the scenario file's
  * directory unless absolute), malloc'd; NULL when it names none. */
 char *sc_playbook_path(const sc_scenario *sc);
+/* When the scenario names a playbook that is not `playbook` (the one about
+ * to be drilled), says so on stderr: its inputs and step ids are the other
+ * playbook's, so the errors that may follow make sense. */
+void sc_note_playbook(const sc_scenario *sc, const char *playbook);
 
 /* The line of the first `name =` / ["name"] at or after from_line, or 0. */
 int sc_find_line(const sc_scenario *sc, int from_line, const char *name);

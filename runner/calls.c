@@ -121,6 +121,10 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
     if (r->step_deadline_mono)
         r->step_deadline_mono += ut_mono_ms() - scripted_at;
     sw_resume_deadline(&r->worker);
+    if (!scripted && r->interrupted) {
+        fx_answer_error(c, "interrupted while waiting for an answer");
+        return;
+    }
     if (scripted) {
         /* A scripted answer that fits no choice is refused like a typed one would be. */
         if (is_confirm) {

@@ -237,6 +237,7 @@ int cd_check(const char *playbook, json_t *vars, json_t *attach, json_t *plugins
             fprintf(stderr, "%s\n", err);
             return IRP_EXIT_DATAERR;
         }
+        sc_note_playbook(scenario, playbook);
     }
     /* Required inputs not given get a placeholder: the probe is about shapes. */
     json_t *probe_vars = json_deep_copy(vars);

@@ -167,7 +167,7 @@ static int cmd_run(const char *command, int argc, char **argv)
             v = option_value(argc, argv, &i, "--speed");
             char *end = NULL;
             o.speed = v ? strtod(v, &end) : 0;
-            if (!v || *end || o.speed < 1 || o.speed > 100000) {
+            if (!v || !*v || *end || !(o.speed >= 1 && o.speed <= 100000)) { /* NaN fails both */
                 rc = usage_error(command, "--speed '%s' must be a number from 1 to 100000", v ? v : "");
                 goto done;
             }
@@ -205,6 +205,8 @@ static int cmd_run(const char *command, int argc, char **argv)
         /* The scenario may name its playbook and inputs; the command line wins. */
         if (!o.playbook && scenario->playbook)
             o.playbook = scenario_playbook = sc_playbook_path(scenario);
+        else
+            sc_note_playbook(scenario, o.playbook);
         const char *k;
         json_t *v;
         json_object_foreach(scenario->inputs, k, v) if (!json_object_get(vars, k)) json_object_set(vars, k, v);

@@ -44,7 +44,7 @@ static const char *data_str(json_t *rec, const char *key)
 /* One word for where a run stands. */
 static const char *run_state(json_t *records, long holder)
 {
-    json_t *last = json_array_get(records, json_array_size(records) - 1);
+    json_t *last = jr_last_run_record(records);
     const char *t = pr_str(last, "type");
     if (holder)
         return "running";

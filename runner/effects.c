@@ -300,12 +300,37 @@ static void drill_exec(fx_call *c, json_t *args)
     json_object_set_new(reply, "timed_out", json_false());
     json_object_set_new(reply, "duration_ms", json_integer(0));
     json_object_set_new(reply, "simulated", json_true());
-    journal_exec(c, json_is_array(argv) ? argv : json_array(), reply, 1);
+    json_t *none = json_array();
+    journal_exec(c, json_is_array(argv) ? argv : none, reply, 1);
+    json_decref(none);
     fx_answer_ok(c, reply);
+}
+
+/* The answer's headers as a live answer has them: names in lower case. */
+static json_t *lower_headers(json_t *hdrs)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(hdrs, k, v)
+    {
+        char *low = ut_xstrdup(k);
+        for (char *p = low; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        json_object_set(out, low, v);
+        free(low);
+    }
+    return out;
 }
 
 static void drill_http(fx_call *c, json_t *args)
 {
+    char err[512];
+    if (hc_check(args, err, sizeof err) < 0) {
+        fx_answer_error(c, err); /* refused as a live run would refuse it */
+        return;
+    }
     json_t *sim = dr_next_outcome(c->run, c->step);
     if (!sim)
         sim = drill_table(c, "http");
@@ -314,12 +339,23 @@ static void drill_http(fx_call *c, json_t *args)
     json_t *status = sim ? json_object_get(sim, "status") : NULL;
     json_object_set_new(reply, "status", json_integer(json_is_integer(status) ? json_integer_value(status) : 200));
     json_t *hdrs = sim ? json_object_get(sim, "headers") : NULL;
-    json_object_set_new(reply, "headers", json_is_object(hdrs) ? json_deep_copy(hdrs) : json_object());
+    json_object_set_new(reply, "headers", json_is_object(hdrs) ? lower_headers(hdrs) : json_object());
     json_t *body = sim ? json_object_get(sim, "body") : NULL;
     json_t *js = sim ? json_object_get(sim, "json") : NULL;
+    if (js && !body && !json_object_get(json_object_get(reply, "headers"), "content-type"))
+        json_object_set_new(json_object_get(reply, "headers"), "content-type", json_string("application/json"));
     json_object_set_new(reply, "body", string_or(body ? body : js, ""));
+    json_object_set_new(reply, "body_truncated", json_false());
     json_object_set_new(reply, "simulated", json_true());
-    const char *method = pr_str(args, "method");
+    json_object_set_new(reply, "duration_ms", json_integer(0));
+    char upper[16] = "GET";
+    if (pr_str(args, "method")) {
+        snprintf(upper, sizeof upper, "%s", pr_str(args, "method"));
+        for (char *p = upper; *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+    }
+    const char *method = upper;
     json_t *url = json_object_get(args, "url");
     const char *shown = json_is_string(url) ? json_string_value(url) : "<secret url>";
     eng_record(c->run, "step.http", c->step, NULL,

@@ -80,19 +80,49 @@ static void done_cb(void *data, const nh_result *res)
     free(p);
 }
 
-void hc_request(fx_call *c, json_t *args)
+int hc_check(json_t *args, char *err, size_t err_size)
 {
-    eng_run *r = c->run;
-    char err[512] = "";
     const char *method = pr_str(args, "method") ? pr_str(args, "method") : "GET";
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL};
     int known = 0;
     for (int i = 0; methods[i]; i++)
         known |= !strcasecmp(method, methods[i]);
     if (!known) {
-        fx_answer_error(c, "ctx.http: method must be GET, POST, PUT, PATCH, DELETE or HEAD");
+        snprintf(err, err_size, "ctx.http: method must be GET, POST, PUT, PATCH, DELETE or HEAD");
+        return -1;
+    }
+    const char *url = pr_str(args, "url");
+    if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+        snprintf(err, err_size, "ctx.http: the url must start with http:// or https://");
+        return -1;
+    }
+    json_t *headers = json_object_get(args, "headers");
+    if (json_object_size(headers) > NT_MAX_HEADERS - 1) {
+        snprintf(err, err_size, "ctx.http: too many headers (at most %d)", NT_MAX_HEADERS - 1);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(headers, key, v)
+    {
+        if (strpbrk(key, "\r\n:") || (json_is_string(v) && strpbrk(json_string_value(v), "\r\n"))) {
+            snprintf(err, err_size, "ctx.http: header '%.100s' must not contain line breaks or ':'", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void hc_request(fx_call *c, json_t *args)
+{
+    eng_run *r = c->run;
+    char err[512] = "";
+    const char *method = pr_str(args, "method") ? pr_str(args, "method") : "GET";
+    if (hc_check(args, err, sizeof err) < 0) {
+        fx_answer_error(c, err);
         return;
     }
+    err[0] = '\0';
     nt_request req;
     memset(&req, 0, sizeof req);
     json_t *url = json_object_get(args, "url");

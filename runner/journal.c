@@ -612,3 +612,14 @@ int jr_lock_run(const char *run_dir, long *holder_pid, char *err, size_t err_siz
     free(path);
     return fd;
 }
+
+json_t *jr_last_run_record(json_t *records)
+{
+    for (size_t i = json_array_size(records); i-- > 0;) {
+        json_t *rec = json_array_get(records, i);
+        const char *t = json_string_value(json_object_get(rec, "type"));
+        if (t && !strncmp(t, "run.", 4))
+            return rec;
+    }
+    return NULL;
+}

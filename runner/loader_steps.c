@@ -266,6 +266,30 @@ static json_t *check_notify(pb_site *s, int spec)
     return out ? out : json_null();
 }
 
+/* The fields of a drill table (a typo would simulate an empty output). */
+static void check_drill_fields(pb_site *s, int t)
+{
+    static const char *const fields[] = {"code", "stdout", "stderr", "status", "headers", "body", "json",
+                                         "exec", "http", NULL};
+    static const char *const exec_fields[] = {"code", "stdout", "stderr", NULL};
+    static const char *const http_fields[] = {"status", "headers", "body", "json", NULL};
+    char owner[192];
+    snprintf(owner, sizeof owner, "the drill table of %s", s->owner);
+    pb_site ds = *s;
+    ds.owner = owner;
+    pb_check_unknown(&ds, t, fields);
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "http" : "exec";
+        if (lua_getfield(s->L, t, name) == LUA_TTABLE) {
+            char sub[224];
+            snprintf(sub, sizeof sub, "drill.%s of %s", name, s->owner);
+            ds.owner = sub;
+            pb_check_unknown(&ds, lua_absindex(s->L, -1), k ? http_fields : exec_fields);
+        }
+        lua_pop(s->L, 1);
+    }
+}
+
 static json_t *check_drill(pb_site *s, int spec)
 {
     lua_State *L = s->L;
@@ -274,6 +298,7 @@ static json_t *check_drill(pb_site *s, int spec)
     if (type == LUA_TFUNCTION) {
         out = json_pack("{s:b}", "function", 1);
     } else if (type == LUA_TTABLE) {
+        check_drill_fields(s, lua_absindex(L, -1));
         char *err = NULL;
         json_t *j = lj_from_lua(L, -1, "drill", 0, 0, &err);
         if (j) {

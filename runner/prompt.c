@@ -45,13 +45,14 @@ static int one_of(const char *word, const char *const *choices)
 }
 
 /* The scripted answer to this prompt, matched against groups: the group's
- * index with *note set, or -1 when there is none (or it fits no group). */
+ * index with *note set, -1 when there is none (or it fits no group), -2
+ * when a signal stopped the run while the players took their time. */
 static int scripted_choice(eng_run *r, const char *step, const char *kind, const char *const *const *groups,
                            char **note_out)
 {
     char *text = r->fx->scripted ? r->fx->scripted(r, step, kind) : NULL;
     if (!text)
-        return -1;
+        return r->interrupted ? -2 : -1;
     char *word, *note;
     split_answer(text, &word, &note);
     int found = -1;
@@ -162,6 +163,8 @@ eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
     static const char *const skip[] = {"skip", "s", NULL};
     static const char *const *const groups[] = {done, failed, skip, NULL};
     int s = scripted_choice(r, step, "manual", groups, note);
+    if (s == -2)
+        return ANSWER_STOPPED;
     if (s >= 0)
         return s == 0 ? ANSWER_DONE : s == 1 ? ANSWER_FAILED : ANSWER_SKIP;
     r->answer_via = r->opt->yes ? "--yes" : "operator";
@@ -187,6 +190,8 @@ int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note
     static const char *const deny[] = {"deny", "denied", "no", "n", "reject", NULL};
     static const char *const *const groups[] = {approve, deny, NULL};
     int s = scripted_choice(r, step, "approval", groups, note);
+    if (s == -2)
+        return -2;
     if (s >= 0)
         return s == 0 ? 1 : 0;
     r->answer_via = r->opt->yes ? "--yes" : "operator";

@@ -123,9 +123,10 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
         return NULL;
     }
     json_t *last = json_array_get(records, json_array_size(records) - 1);
-    if (!strcmp(pr_str(last, "type") ? pr_str(last, "type") : "", "run.finished")) {
+    json_t *lifecycle = jr_last_run_record(records); /* a drill.scorecard may follow run.finished */
+    if (!strcmp(pr_str(lifecycle, "type") ? pr_str(lifecycle, "type") : "", "run.finished")) {
         snprintf(err, err_size, "run %s already finished (%s): there is nothing to resume", run_id,
-                 pr_str(json_object_get(last, "data"), "status") ? pr_str(json_object_get(last, "data"), "status")
+                 pr_str(json_object_get(lifecycle, "data"), "status") ? pr_str(json_object_get(lifecycle, "data"), "status")
                                                                   : "?");
         json_decref(records);
         *exit_code = IRP_EXIT_USAGE;

@@ -262,6 +262,22 @@ char *sc_playbook_path(const sc_scenario *sc)
     return ut_xasprintf("%.*s/%s", (int)(slash - sc->path), sc->path, sc->playbook);
 }
 
+void sc_note_playbook(const sc_scenario *sc, const char *playbook)
+{
+    char *own = sc_playbook_path(sc);
+    if (!own || !playbook) {
+        free(own);
+        return;
+    }
+    char *a = realpath(own, NULL), *b = realpath(playbook, NULL);
+    if (!a || !b || strcmp(a, b) != 0)
+        fprintf(stderr, "note: the scenario %s is written for %s (playbook = \"%s\"), and this drills %s\n", sc->path,
+                a ? a : own, sc->playbook, b ? b : playbook);
+    free(a);
+    free(b);
+    free(own);
+}
+
 void sc_free(sc_scenario *sc)
 {
     if (!sc)

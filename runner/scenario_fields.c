@@ -436,6 +436,39 @@ static int check_one(const sc_scenario *sc, json_t *steps, const char *id, const
     return ok ? 0 : -1;
 }
 
+/* An answer must answer a prompt the step has: a manual answer needs a
+ * manual step, an approval answer an approval, ask/confirm a `run`
+ * function (a manual step runs no Lua). Otherwise the answer would be
+ * dropped and the drill would ask, or --yes answer, in its place. */
+static int answer_fits_step(const sc_scenario *sc, const char *id, json_t *a, json_t *def, char *err,
+                            size_t err_size)
+{
+    int manual = !strcmp(pr_str(def, "kind"), "manual");
+    int approval = pr_str(def, "approval") != NULL;
+    const char *has = manual ? (approval ? "a manual step behind an approval" : "a manual step (done, failed or skip)")
+                             : (approval ? "an automated step behind an approval (approve or deny)"
+                                         : "an automated step with no approval");
+    const char *field = NULL, *answers = NULL;
+    if (json_object_get(a, "manual") && !manual)
+        field = "manual", answers = "a manual step";
+    else if (json_object_get(a, "approval") && !approval)
+        field = "approval", answers = "an approval";
+    else if (manual && json_object_get(a, "confirm"))
+        field = "confirm", answers = "ctx.confirm in a run function";
+    else if (manual && json_object_get(a, "ask") && !pr_bool(a, "shorthand", 0))
+        field = "ask", answers = "ctx.ask in a run function";
+    if (!field)
+        return 0;
+    const char *text = pr_str(a, field);
+    if (!text)
+        text = json_string_value(json_array_get(json_object_get(a, field), 0));
+    char w[32];
+    answer_word(text ? text : "", w, sizeof w);
+    snprintf(err, err_size, "%s:%lld: answers[\"%s\"]: '%s' answers %s, but step \"%s\" is %s", sc->path,
+             pr_int(a, "line", 0), id, w, answers, id, has);
+    return -1;
+}
+
 int sc_check_steps(const sc_scenario *sc, json_t *steps, char *err, size_t err_size)
 {
     const char *k;
@@ -458,6 +491,8 @@ int sc_check_steps(const sc_scenario *sc, json_t *steps, char *err, size_t err_s
                      sc->path, pr_int(v, "line", 0), k, w, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
             return -1;
         }
+        if (kind && answer_fits_step(sc, k, v, def, err, err_size) < 0)
+            return -1;
     }
     json_object_foreach(sc->outcomes, k, v) if (check_one(sc, steps, k, "outcomes", sc_find_line(sc, sc_find_line(sc, 1, "outcomes"), k), err, err_size) < 0) return -1;
     json_array_foreach(sc->injects, i, v) if (pr_str(v, "step") &&

@@ -80,6 +80,10 @@ char *dr_scripted(eng_run *r, const char *step, const char *kind)
     }
     if (answer)
         think(r, a);
+    if (answer && r->interrupted) {
+        free(answer); /* stopped while the players thought: no answer, the run is interrupted */
+        answer = NULL;
+    }
     return answer;
 }
 
@@ -167,8 +171,11 @@ static void phase_mark(eng_run *r, const char *step, int is_start, int64_t sim)
 static void add_decision(eng_run *r, const char *step, const char *kind, json_t *answer, json_t *data)
 {
     const char *via = pr_str(data, "via");
-    json_array_append_new(r->drill->decisions, json_pack("{s:s, s:s, s:O, s:s}", "step", step ? step : "", "kind",
-                                                         kind, "answer", answer, "via", via ? via : "operator"));
+    json_t *dec = json_pack("{s:s, s:s, s:O, s:s}", "step", step ? step : "", "kind", kind, "answer", answer, "via",
+                            via ? via : "operator");
+    if (pr_str(data, "note")) /* who decided and why, as the players said it */
+        json_object_set_new(dec, "note", json_string(pr_str(data, "note")));
+    json_array_append_new(r->drill->decisions, dec);
 }
 
 /* An inject.shown record (replayed on resume): that inject has fired. */

@@ -283,11 +283,22 @@ static void print_card(eng_run *r, dr_state *d, json_t *card)
         tm_line(!strcmp(verdict, "met") ? TM_GREEN : TM_RED, "   objective %s (%s): %s", pr_str(v, "objective"), t,
                 verdict);
     }
-    json_array_foreach(json_object_get(card, "decisions"), i, v)
+    json_t *decisions = json_object_get(card, "decisions");
+    json_t *want = json_object_get(json_object_get(card, "expected"), "decisions");
+    json_array_foreach(decisions, i, v)
     {
         json_t *a = json_object_get(v, "answer");
-        tm_line(TM_PLAIN, "   decision %s %s: %s (%s)", pr_str(v, "step"), pr_str(v, "kind"),
-                json_is_string(a) ? json_string_value(a) : "?", pr_str(v, "via"));
+        const char *got = json_is_string(a) ? json_string_value(a) : "?";
+        /* The step's last decision is the one held against the expected one. */
+        int last = 1;
+        for (size_t k = i + 1; k < json_array_size(decisions); k++)
+            last &= strcmp(pr_str(json_array_get(decisions, k), "step"), pr_str(v, "step")) != 0;
+        const char *w = last ? pr_str(want, pr_str(v, "step")) : NULL;
+        int as_expected = w && !strcasecmp(canonical(got), canonical(w));
+        const char *note = pr_str(v, "note");
+        tm_line(!w ? TM_PLAIN : as_expected ? TM_GREEN : TM_RED, "   decision %s %s: %s (%s)%s%s%s%s%s",
+                pr_str(v, "step"), pr_str(v, "kind"), got, pr_str(v, "via"), note ? " - " : "", note ? note : "",
+                w ? (as_expected ? "  [expected " : "  [NOT AS EXPECTED: ") : "", w ? w : "", w ? "]" : "");
     }
     char *fired = join(json_object_get(card, "escalations"));
     json_t *missed = json_object_get(card, "escalations_missed");

@@ -53,7 +53,6 @@ Most of the team is off for the weekend; the incident commander joins by phone.]
     ["isolate-edr"] = { approval = "approve: Priya, by phone at 23:52", after = "3m" },
     ["protect-backups"] = { manual = "done: restic repo on backup-01 set append-only, retention jobs paused", after = "5m" },
     ["contain-others"] = { manual = "done: web-08 isolated by Jordan via the EDR console", after = "6m" },
-    ["collect-evidence"] = { approval = "approve: Priya", after = "2m" },
     ["notify-legal"] = { manual = "done: Alex informed 00:21; DPO on standby", after = "8m" },
     ["root-cause"] = "done: exposed admin panel, reused VPN password (initial access 22:58)",
     ["rotate-credentials"] = "done: service and admin credentials rotated, sessions revoked",

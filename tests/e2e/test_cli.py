@@ -14,7 +14,8 @@ def test_help_for_every_command(env):
 
 def test_usage_errors_exit_64(env):
     for args in [["run"], ["run", "x.lua", "--bogus"], ["run", "x.lua", "-v", "novalue"],
-                 ["frobnicate"], ["run", "x.lua", "--memory", "lots"], ["drill", "x.lua", "--speed", "0"]]:
+                 ["frobnicate"], ["run", "x.lua", "--memory", "lots"], ["drill", "x.lua", "--speed", "0"],
+                 ["drill", "x.lua", "--speed", "nan"], ["drill", "x.lua", "--speed", ""]]:
         r = env.irp(*args)
         check(r.code == 64, "exit 64 for %r" % args, r)
         check(r.err.strip(), "an error message for %r" % args, r)

@@ -182,10 +182,19 @@ def test_drill_expectation_mismatch_exits_1(env):
     check(card["verdict"] == "failed" and len(card["mismatches"]) == 3, "three mismatches", card)
     check(card["escalations_missed"] == [2] and card["escalations_unexpected"] == [], "tier 2 should have fired", card)
     check("escalation tiers that should have fired and did not: 2" in r.out, "and the scorecard says so", r)
+    check("decision gate approval: deny (scenario)  [NOT AS EXPECTED: approve]" in r.out,
+          "the decision is shown against the expected one", r)
     ok = scenario(env, 'answers = { gate = "approve" }, expect = { status = "succeeded", failed = { "boom" } },',
                   name="ok.lua")
     r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r2")
     check(r.code == 0, "a step failing as expected: exit 0", r)
+    ok = scenario(env, 'answers = { gate = "approve: Priya, by phone" }, expect = { decisions = { gate = "approve" }, '
+                  'failed = { "boom" } },', name="ok2.lua")
+    r = env.irp("drill", pb, "--scenario", ok, "--state-dir", env.state, "--run-id", "r3")
+    check(r.code == 0 and "decision gate approval: approve (scenario) - Priya, by phone  [expected approve]" in r.out,
+          "who decided, and as expected", r)
+    check(env.record("drill.scorecard", run="r3")["data"]["decisions"][0]["note"] == "Priya, by phone",
+          "the note on the journaled scorecard")
 
 
 def test_drill_bad_scenario_exits_65_with_file_line(env):
@@ -196,6 +205,7 @@ def test_drill_bad_scenario_exits_65_with_file_line(env):
         ("title = \"x\",\n  answers = { [\"call-isp\"] = \"dnoe\" },", ":3: answers[\"call-isp\"]: 'dnoe' is not a manual answer (done, failed or skip); did you mean 'done'?"),
         ("title = \"x\",\n  injects = { { at = \"soon\", text = \"t\" } },", ":3: injects[1]: at = \"soon\" is not a drill time"),
         ("title = \"x\"\n  speed = 2,", ":3:"),
+        ("title = \"x\",\n  answers = { isolate = \"approve\" },", ":3: answers[\"isolate\"]: 'approve' answers an approval, but step \"isolate\" is an automated step with no approval"),
         ("speed = 0,", ":2: speed must be a number from 1 to 100000"),
         ("outcomes = { isolate = { { code = \"1\" } } },", ":2: outcomes[\"isolate\"][1]: code and status are integers"),
     ]
@@ -210,6 +220,11 @@ def test_drill_bad_scenario_exits_65_with_file_line(env):
     check(r.code == 65 and "took longer than" in r.err, "an endless scenario is stopped", r)
     r = env.irp("drill", pb, "--scenario", os.path.join(env.dir, "missing.lua"), "--state-dir", env.state)
     check(r.code == 65 and "missing.lua: cannot read the scenario" in r.err, "missing file", r)
+    other = os.path.join(ROOT, "playbooks", "scenarios", "ransomware-friday-night.lua")
+    r = env.irp("drill", pb, "--scenario", other, "--state-dir", env.state, "--run-id", "other")
+    check(r.code == 65 and "is written for %s" % os.path.realpath(os.path.join(ROOT, "playbooks", "ransomware.lua"))
+          in r.err and "this drills %s" % os.path.realpath(pb) in r.err, "a scenario for another playbook: said", r)
+    check(not os.path.exists(os.path.join(env.state, "runs", "other")), "nothing recorded")
 
 
 def test_drill_starts_no_process(env):
@@ -500,3 +515,57 @@ def test_drill_scripted_answers_take_the_players_time(env):
     bad = scenario(env, 'answers = { iso = { approval = "approve", after = "soon" } },', name="bad.lua")
     r = env.drill(pb, "--scenario", bad)
     check(r.code == 65 and "bad.lua:2: answers[\"iso\"].after must be a duration" in r.err, "a bad after", r)
+
+
+def test_drill_signal_during_the_players_time_stops_without_answering(env):
+    # A SIGTERM while a scripted answer's `after` passes must stop the drill
+    # (exit 75, resumable), not cut the wait short and give the answer: for a
+    # manual step, an approval and ctx.ask alike.
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the ISP" },
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+        step "q" { run = function(ctx) return ctx.ask("Which site?", { "east", "west" }) end },
+    ''')
+    slow = {"m": 'm = { manual = "done", after = "10h" }',
+            "gate": 'gate = { approval = "approve", after = "10h" }',
+            "q": 'q = { ask = "west", after = "10h" }'}
+    quick = {"m": 'm = "done"', "gate": 'gate = "approve"'}
+    for n, step in enumerate(("m", "gate", "q")):
+        run = "sig%d" % n
+        # The steps before this one are answered at once; this one takes the players 10 hours.
+        answers = [quick[s] for s in ("m", "gate")[:n]] + [slow[step]]
+        scn = scenario(env, "speed = 60,\n  answers = { %s }," % ", ".join(answers), name="sig%d.lua" % n)
+        p = subprocess.Popen([IRP, "drill", pb, "--scenario", scn, "--state-dir", env.state, "--run-id", run, "--yes"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env.env, cwd=env.dir)
+        time.sleep(1.5 * SLACK)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 75, "%s: SIGTERM while the players think: exit 75\n%s%s" % (step, out[-600:], err))
+        recs = env.journal(run)
+        stopped = [x["data"].get("step") for x in recs if x["type"] == "run.interrupted"]
+        check(stopped == [step], "%s: journaled as interrupted at the step: %r" % (step, stopped))
+        answered = [x["type"] for x in recs if x.get("step") == step and x["type"] in (
+            "manual.answered", "approval.granted", "operator.answered", "step.succeeded")]
+        check(answered == [], "%s: the scripted answer was not given early (nor --yes): %r" % (step, answered))
+
+
+def test_finished_drill_is_finished_for_status_and_resume(env):
+    # The drill.scorecard comes after run.finished: the run is finished all the same.
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },\nstep "m" { manual = "Call" },')
+    scn = scenario(env, 'answers = { m = "done" }, expect = { status = "succeeded" },')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0 and env.journal()[-1]["type"] == "drill.scorecard", "the drill ends with its scorecard", r)
+    s = env.irp("status", "r1", "--state-dir", env.state)
+    check(s.code == 0 and "run r1 (drill): succeeded" in s.out and "irp resume" not in s.out,
+          "status says succeeded, not stopped", s)
+    s = env.irp("status", "--state-dir", env.state)
+    check("succeeded" in s.out and "stopped" not in s.out, "and so does the list", s)
+    n = len(env.journal())
+    s = env.irp("resume", "r1", "--state-dir", env.state)
+    check(s.code == 64 and "already finished (succeeded)" in s.err, "nothing to resume", s)
+    check(len(env.journal()) == n, "resume wrote nothing")

@@ -95,3 +95,43 @@ def test_http_errors_redirects_and_deadline(env):
         check("http" in env.record("step.failed", "scheme")["data"]["reason"], "file:// refused")
     finally:
         srv.shutdown()
+
+
+def test_drill_http_sends_nothing_and_answers_like_live(env):
+    """In a drill no request leaves irp, even to a server that is listening;
+    the simulated answer has the live answer's fields (header names in
+    lower case, as live), and a request a live run refuses is refused."""
+    srv, base = serve()
+    try:
+        pb = env.playbook('''
+            step "get" { run = function(ctx)
+                local r = ctx.http{ method = "post", url = "%s/users/7", json = { active = false } }
+                local keys = {}
+                for k in pairs(r) do keys[#keys + 1] = k end
+                table.sort(keys)
+                return { keys = table.concat(keys, ","), ctype = r.headers["content-type"], status = r.status }
+              end,
+              drill = { status = 201, headers = { ["Content-Type"] = "application/json" }, json = { ok = true } } },
+            step "method" { on_failure = "continue", run = function(ctx)
+                return ctx.http{ method = "FROB", url = "%s/" }.status end },
+            step "scheme" { on_failure = "continue", run = function(ctx)
+                return ctx.http{ url = "ftp://127.0.0.1/" }.status end },
+        ''' % (base, base))
+        r = env.run(pb, "--run-id", "live")
+        check(r.code == 0, "live run", r)
+        live = env.record("step.succeeded", "get", run="live")["data"]["result"]
+        check(len(Handler.seen) == 1, "the live run sent its one request")
+        Handler.seen = []
+        r = env.drill(pb)
+        check(r.code == 0, "drill", r)
+        check(Handler.seen == [], "no request reached the server in the drill: %r" % Handler.seen)
+        drill = env.record("step.succeeded", "get")["data"]["result"]
+        check(drill["keys"] == live["keys"], "the simulated answer has the live fields: %r vs %r" % (drill, live))
+        check(drill["ctype"] == "application/json" and drill["status"] == 201, "lower-case header names: %r" % drill)
+        check(env.record("step.http", "get")["data"]["method"] == "POST", "the method journaled as live does")
+        for step, why in (("method", "method must be GET"), ("scheme", "must start with http://")):
+            for run in ("live", "r1"):
+                failed = env.record("step.failed", step, run=run)
+                check(failed and why in failed["data"]["reason"], "%s refused in %s: %r" % (step, run, failed))
+    finally:
+        srv.shutdown()

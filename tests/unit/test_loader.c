@@ -263,9 +263,13 @@ static void test_step_fields(void **state)
         "  step 'd' { run = 'not a function', retries = 101, backoff = -1, idempotent = 'yes',\n"
         "             when = 'x', notify = { on_sucess = { 'a' } }, drill = { f = function() end } },\n"
         "  step 'bad id' { manual = 'x' },\n"
+        "  step 'e' { run = function() end, drill = { stdot = 'x', exec = { cod = 1 }, http = { staus = 2 } } },\n"
         "} }",
         NULL,
         (const char *const[]){
+            "D/pb.lua:8: unknown field 'stdot' in the drill table of step \"e\" (did you mean 'stdout'?)",
+            "D/pb.lua:8: unknown field 'cod' in drill.exec of step \"e\" (did you mean 'code'?)",
+            "D/pb.lua:8: unknown field 'staus' in drill.http of step \"e\" (did you mean 'status'?)",
             "D/pb.lua:2: field 'retries' of step \"isolate\" must be a non-negative integer, not a string",
             "D/pb.lua:2: unknown field 'tittle' in step \"isolate\" (did you mean 'title'?)",
             "D/pb.lua:2: field 'timeout' of step \"isolate\" must be a duration such as \"500ms\", \"90s\", "

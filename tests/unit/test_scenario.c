@@ -171,10 +171,12 @@ static void test_sandbox(void **state)
 static void test_check_steps(void **state)
 {
     (void)state;
-    json_t *steps = json_pack("[{s:s, s:s}, {s:s, s:s}]", "id", "isolate", "kind", "run", "id", "confirm", "kind",
-                              "manual");
+    json_t *steps = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}]", "id", "isolate", "kind",
+                              "run", "id", "confirm", "kind", "manual", "id", "gate", "kind", "run", "approval", "ic",
+                              "id", "both", "kind", "manual", "approval", "ic");
     char err[512] = "";
-    const char *good = "return scenario { answers = { confirm = 'done' }, outcomes = { isolate = { { code = 0 } } } }\n";
+    const char *good = "return scenario { answers = { confirm = 'done', gate = 'approve', isolate = 'west',\n"
+                       "  both = { approval = 'deny', manual = 'done' } }, outcomes = { isolate = { { code = 0 } } } }\n";
     sc_scenario *sc = load(good, err, sizeof err);
     assert_non_null(sc);
     assert_int_equal(sc_check_steps(sc, steps, err, sizeof err), 0);
@@ -189,6 +191,15 @@ static void test_check_steps(void **state)
         {"return scenario {\n  expect = {\n    skipped = { 'nope' } } }\n", "scn.lua:3: expect.skipped names step \"nope\""},
         {"return scenario {\n  answers = {\n    confirm = 'dnoe' } }\n",
          "scn.lua:3: answers[\"confirm\"]: 'dnoe' is not a manual answer (done, failed or skip); did you mean 'done'?"},
+        /* An answer to a prompt the step does not have would be dropped, and --yes or the keyboard answer instead. */
+        {"return scenario {\n  answers = {\n    isolate = 'done' } }\n",
+         "scn.lua:3: answers[\"isolate\"]: 'done' answers a manual step, but step \"isolate\" is an automated step with no approval"},
+        {"return scenario {\n  answers = {\n    confirm = 'approve: Priya' } }\n",
+         "scn.lua:3: answers[\"confirm\"]: 'approve' answers an approval, but step \"confirm\" is a manual step"},
+        {"return scenario {\n  answers = {\n    gate = { manual = 'done' } } }\n",
+         "scn.lua:3: answers[\"gate\"]: 'done' answers a manual step, but step \"gate\" is an automated step behind an approval"},
+        {"return scenario {\n  answers = {\n    both = { confirm = 'yes' } } }\n",
+         "scn.lua:3: answers[\"both\"]: 'yes' answers ctx.confirm in a run function, but step \"both\" is a manual step behind an approval"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sc = load(bad[i][0], err, sizeof err);
