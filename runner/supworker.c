@@ -23,10 +23,11 @@ static const char *const worker_env_allow[] = {"LANG", "LC_ALL", "TZ", "IRP_PLUG
 /* What a worker's death looks like from its pipe alone: replaced by how
  * the process ended (a signal, an exit status) once that is known. */
 static const char pipe_closed_reason[] = "the worker closed its end of the pipe";
+static const char pipe_unread_reason[] = "the worker stopped reading its pipe";
 
 static void mark_dead(sw_worker *w, const char *reason)
 {
-    if (!w->dead || !strcmp(w->dead_reason, pipe_closed_reason)) {
+    if (!w->dead || !strcmp(w->dead_reason, pipe_closed_reason) || !strcmp(w->dead_reason, pipe_unread_reason)) {
         w->dead = 1;
         snprintf(w->dead_reason, sizeof w->dead_reason, "%s", reason);
     }
@@ -227,7 +228,7 @@ static void write_cb(uv_write_t *req, int status)
     write_job *job = (write_job *)req;
     sw_worker *w = req->data;
     if (status < 0 && w)
-        mark_dead(w, "the worker stopped reading its pipe");
+        mark_dead(w, pipe_unread_reason);
     free(job->text);
     free(job);
 }
