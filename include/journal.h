@@ -79,6 +79,8 @@ typedef struct {
     long long bad_seq;     /* seq of the first bad record (-1 if unknown) */
     long long bad_line;    /* 1-based line number of the first bad record */
     char what[256];        /* "chain broken: prev does not match line 4", ... */
+    long long head_seq;    /* seq of the last whole record that verified */
+    char head[65];         /* its SHA-256 (hex): the anchor to copy elsewhere */
 } jr_verify_result;
 
 /* Walks the file: each line valid JSON with the fields above, seq 1,2,3...

@@ -140,7 +140,9 @@ static const char *const verify_help =
     "usage: irp verify RUN_ID|JOURNAL_FILE [--state-dir DIR]\n"
     "\n"
     "Walks a run's journal: every record whole, numbered without gaps, and chained by\n"
-    "SHA-256 to the one before. Exit 0 when intact; 65 naming the first bad record.\n";
+    "SHA-256 to the one before. Exit 0 when intact; 65 naming the first bad record.\n"
+    "It prints the head (the last record's seq and SHA-256): copy it into the\n"
+    "incident ticket, since no chain can show records cut off its end.\n";
 
 static const char *const resume_help =
     "usage: irp resume RUN_ID [--in-flight retry|skip|done] [--yes] [--force] [--state-dir DIR]\n"

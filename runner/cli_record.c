@@ -53,6 +53,9 @@ int cli_verify(int argc, char **argv)
     int rc = 0;
     if (res.intact) {
         printf("intact: %s: %lld records, hash chain verified\n", path, res.records);
+        /* A chain cannot show records cut off its end: the head hash, copied
+         * into the incident ticket, is what later proves nothing was. */
+        printf("head: seq %lld sha256:%s\n", res.head_seq, res.head);
     } else {
         printf("BROKEN: %s: %s\n", path, res.what);
         rc = IRP_EXIT_DATAERR;

@@ -385,6 +385,8 @@ int jr_verify_file(const char *path, jr_verify_result *res)
     int rc = jr_walk_fd(fd, path, &w);
     close(fd);
     *res = w.res;
+    res->head_seq = w.last_seq;
+    snprintf(res->head, sizeof res->head, "%s", w.last_hash);
     jr_walk_free(&w);
     return rc;
 }

@@ -1118,3 +1118,17 @@ def test_log_follow_ends_when_run_ended_while_lock_still_held(env):
         raise AssertionError("irp log --follow did not end within 3 s of the lock being released after "
                              "run.finished (cli_runs.c cli_log resets `ended` on each poll)")
     check(time.monotonic() - t < 3 * SLACK and follow.p.returncode == 0, "ends", follow.output())
+
+
+def test_verify_prints_the_head_hash_to_anchor_the_end_of_the_chain(env):
+    import hashlib
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    r = env.run(pb)
+    check(r.code == 0, "run", r)
+    v = verify(env)
+    check(v.code == 0, "intact", v)
+    with open(env.journal_path("r1"), "rb") as f:
+        lines = f.read().split(b"\n")
+    last = [l for l in lines if l][-1]
+    want = "head: seq %d sha256:%s" % (json.loads(last)["seq"], hashlib.sha256(last).hexdigest())
+    check(want in v.out, "verify names the last record and its hash: %s" % v.out)
