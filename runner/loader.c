@@ -7,6 +7,7 @@
  * Depends on: Lua 5.4, jansson, sandbox.h, util.h.
  */
 #include "loader.h"
+#include "loader_internal.h"
 #include "util.h"
 
 #include <errno.h>
@@ -24,6 +25,26 @@ const char pb_key_playbook_mt = 0;
 const char pb_key_attach_mt = 0;
 const char pb_key_fns = 0;
 const char pb_key_problems = 0;
+const char pb_key_sources = 0;
+
+/* Keeps the text of path (taken) for the lines of fields. */
+static void keep_source(pb_sources *src, const char *path, char *text, size_t len)
+{
+    src->v = ut_xrealloc(src->v, (src->n + 1) * sizeof *src->v);
+    src->v[src->n].path = ut_xstrdup(path);
+    src->v[src->n].text = text;
+    src->v[src->n].len = len;
+    src->n++;
+}
+
+static void free_sources(pb_sources *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        free(src->v[i].path);
+        free(src->v[i].text);
+    }
+    free(src->v);
+}
 
 void pb_problem(json_t *problems, const char *file, int line, const char *fmt, ...)
 {
@@ -344,7 +365,7 @@ static char *read_file(const char *path, size_t *len, char **err)
 /* Loads and runs one chunk; leaves its single result (or nothing) on the
  * stack. Returns 1 when a result was pushed. [-0, +(0|1), -] */
 static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
-                     const char *const *paths, json_t *problems)
+                     const char *const *paths, pb_sources *src, json_t *problems)
 {
     lua_State *L = sb->L;
     size_t len = 0;
@@ -358,7 +379,7 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
     char *chunkname = ut_xasprintf("@%s", path);
     int status = luaL_loadbufferx(L, text, len, chunkname, "t");
     free(chunkname);
-    free(text);
+    keep_source(src, path, text, len);
     if (status != LUA_OK) {
         sb_failure f;
         memset(&f, 0, sizeof f);
@@ -422,13 +443,17 @@ typedef struct {
     const pb_request *req;
     json_t *problems;
     json_t *outline;
+    pb_sources *sources;
 } validate_args;
 
-/* Runs pb_validate under lua_pcall (a memory error becomes a problem).
- * Arguments: playbook object, attach list, lightuserdata args. */
+/* Runs pb_validate under lua_pcall (a memory error becomes a problem),
+ * with the files' texts at registry key pb_key_sources. Arguments:
+ * playbook object, attach list, lightuserdata args. [-3, +0, m] */
 static int validate_protected(lua_State *L)
 {
     validate_args *a = lua_touserdata(L, 3);
+    lua_pushlightuserdata(L, a->sources);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_sources);
     a->outline = pb_validate(L, 1, 2, a->req, a->problems);
     return 0;
 }
@@ -537,7 +562,8 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         paths[i + 1] = p ? p : "?";
     }
 
-    int have_pb = run_chunk(sb, req->file, req, paths, problems);
+    pb_sources sources = {NULL, 0};
+    int have_pb = run_chunk(sb, req->file, req, paths, &sources, problems);
     int pb_idx = 0;
     if (have_pb) {
         pb_idx = lua_gettop(L);
@@ -573,7 +599,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         }
         if (real)
             loaded[nloaded++] = real;
-        if (!run_chunk(sb, path, req, paths, problems))
+        if (!run_chunk(sb, path, req, paths, &sources, problems))
             continue;
         int r = lua_gettop(L);
         int ok = 1;
@@ -616,7 +642,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     take_dsl_problems(L, problems);
 
     if (have_pb) {
-        validate_args a = {req, problems, NULL};
+        validate_args a = {req, problems, NULL, &sources};
         lua_pushcfunction(L, validate_protected);
         lua_pushvalue(L, pb_idx);
         lua_pushvalue(L, attach_idx);
@@ -626,8 +652,11 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
                        sb->mem_hit ? "memory limit reached" : "internal error");
             lua_pop(L, 1);
         }
+        lua_pushnil(L); /* setting nil never allocates */
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_sources);
         *outline = a.outline;
     }
+    free_sources(&sources);
     lua_settop(L, top);
     free(paths);
 
