@@ -26,6 +26,10 @@ typedef struct pb_request {
     const json_t *plugins;  /* [DIR...] or NULL (reserved for require) */
     int check;              /* missing required inputs are not errors */
     int64_t timeout_ms;     /* top-level code deadline; <= 0: PB_LOAD_TIMEOUT_MS */
+    /* Called before a file's top-level code runs (each gets timeout_ms):
+     * kind is "playbook" or "attach file". May be NULL. */
+    void (*on_file)(void *ud, const char *path, const char *kind);
+    void *on_file_ud;
 } pb_request;
 
 /* Registers the DSL functions in the globals. [-0, +0, m] */

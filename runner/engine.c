@@ -26,8 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOAD_TIMEOUT_MS 5000        /* the playbook's top-level code (soft) */
-#define LOAD_HARD_MS 8000           /* ... and the kill if it is stuck in C */
+#define LOAD_TIMEOUT_MS 5000        /* each file's top-level code (soft, in the worker) */
+#define LOAD_HARD_MS (LOAD_TIMEOUT_MS + 500) /* ... and the kill if it is stuck in C;
+                                              * it starts again for every file */
 #define PREPARE_HARD_MS 8000        /* record and restore requests */
 #define MAX_VISITS_PER_STEP 20      /* on_failure jumps may loop; this bounds it */
 
@@ -90,9 +91,13 @@ static json_t *request_load(sw_worker *w, json_t *req, char *err, size_t err_siz
     json_t *answer = NULL;
     int rc = sw_request(w, req, LOAD_HARD_MS, NULL, &answer);
     if (rc < 0) {
-        if (!strcmp(w->dead_reason, "hard deadline"))
-            snprintf(err, err_size, "%s: loading did not finish within %d s (stuck inside a C function?)",
-                     pr_str(req, "file"), LOAD_HARD_MS / 1000);
+        if (!strcmp(w->dead_reason, "hard deadline")) {
+            snprintf(err, err_size,
+                     "%s:1: the %s's top-level code did not finish within %ds (stuck inside a C function "
+                     "such as a pattern match or string.rep)",
+                     w->loading_file[0] ? w->loading_file : pr_str(req, "file"),
+                     w->loading_kind[0] ? w->loading_kind : "playbook", LOAD_TIMEOUT_MS / 1000);
+        }
         else
             snprintf(err, err_size, "%s: the worker failed while loading: %s", pr_str(req, "file"),
                      w->dead_reason);

@@ -362,9 +362,10 @@ static char *read_file(const char *path, size_t *len, char **err)
     return b.data;
 }
 
-/* Loads and runs one chunk; leaves its single result (or nothing) on the
- * stack. Returns 1 when a result was pushed. [-0, +(0|1), -] */
-static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
+/* Loads and runs one chunk (kind: "playbook" or "attach file"); leaves its
+ * single result (or nothing) on the stack. Returns 1 when a result was
+ * pushed. [-0, +(0|1), -] */
+static int run_chunk(sb_state *sb, const char *path, const char *kind, const pb_request *req,
                      const char *const *paths, pb_sources *src, json_t *problems)
 {
     lua_State *L = sb->L;
@@ -396,15 +397,16 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
         return 0;
     }
     int64_t ms = req->timeout_ms > 0 ? req->timeout_ms : PB_LOAD_TIMEOUT_MS;
-    char limit[32], msg[128];
-    sb_format_ms(ms, limit, sizeof limit);
-    snprintf(msg, sizeof msg, "the playbook's top-level code ran longer than %s", limit);
-    sb_deadline_arm(sb, ms, msg, 1);
+    if (req->on_file)
+        req->on_file(req->on_file_ud, path, kind);
+    sb_deadline_arm_top_level(sb, ms, kind);
     sb_failure f;
-    int kind = sb_pcall(sb, 0, 1, &f);
+    int outcome = sb_pcall(sb, 0, 1, &f);
     sb_deadline_disarm(sb);
-    if (kind != SB_OK) {
-        failure_problem(L, problems, &f, paths, path, "while running the playbook's top-level code");
+    if (outcome != SB_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "while running the %s's top-level code", kind);
+        failure_problem(L, problems, &f, paths, path, what);
         sb_failure_free(&f);
         return 0;
     }
@@ -563,7 +565,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     }
 
     pb_sources sources = {NULL, 0};
-    int have_pb = run_chunk(sb, req->file, req, paths, &sources, problems);
+    int have_pb = run_chunk(sb, req->file, "playbook", req, paths, &sources, problems);
     int pb_idx = 0;
     if (have_pb) {
         pb_idx = lua_gettop(L);
@@ -599,7 +601,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         }
         if (real)
             loaded[nloaded++] = real;
-        if (!run_chunk(sb, path, req, paths, &sources, problems))
+        if (!run_chunk(sb, path, "attach file", req, paths, &sources, problems))
             continue;
         int r = lua_gettop(L);
         int ok = 1;

@@ -145,6 +145,25 @@ def test_when_stuck_inside_c_is_killed_within_its_5s(env):
     check(env.record("step.succeeded", "after")["data"]["result"] == {"evil": "failed"}, "next step ran")
 
 
+def test_top_level_stuck_inside_c_is_killed_within_its_5s(env):
+    stuck = 'local found = string.find(string.rep("a", 40000), ".-.-.-.-.-b")\n'
+    pb = env.write("pb.lua", stuck + 'return playbook { id = "t", title = "T", steps = {\n'
+                   '  step "a" { run = function(ctx) ctx.log("RAN") end } } }\n')
+    r = env.run(pb)
+    check(r.code == 65, "a playbook that cannot load is bad input", r)
+    check(pb + ":1: the playbook's top-level code did not finish within 5s (stuck inside a C function"
+          in r.err, "the message names the file, line 1 and the 5 s", r)
+    check(5.0 <= r.elapsed <= 6.5 * SLACK, "killed at 5 s + 0.5 s, not later", r)
+    check("RAN" not in r.out and not os.path.exists(env.journal_path()), "nothing ran", r)
+    # an attach file stuck the same way is named as the attach file
+    ok = env.playbook('step "a" { run = function(ctx) ctx.log("RAN") end },', name="ok.lua")
+    att = env.write("att.lua", stuck + 'return attach { after = "a", step "b" { manual = "x" } }\n')
+    r = env.irp("check", ok, "--attach", att)
+    check(r.code == 65 and att + ":1: the attach file's top-level code did not finish within 5s" in r.err,
+          "the attach file is named", r)
+    check(r.elapsed <= 6.5 * SLACK, "killed at 5 s + 0.5 s", r)
+
+
 def test_thirty_megabyte_log_message(env):
     r = env.run(hostile(env, 'ctx.log(string.rep("y", 30 * 1024 * 1024)) error("logged")', timeout="20s"))
     assert_contained(env, r, ["logged"])

@@ -412,6 +412,12 @@ static void test_attach(void **state)
     r = load_ex("pb.lua", pb, NULL, 0, bad_names, bad3, NULL);
     assert_non_null(strstr(r.errors, "D/bad.lua:1: attach block needs exactly one of"));
     loaded_free(&r);
+    /* an attach file that loops is named as one, not as the playbook */
+    const char *bad4[] = {"local n = 0\nwhile true do n = n + 1 end\n", NULL};
+    r = load_ex("pb.lua", pb, NULL, 0, bad_names, bad4, NULL);
+    if (!strstr(r.errors, "D/bad.lua:2: the attach file's top-level code ran longer than 300ms"))
+        fail_msg("got %s", r.errors);
+    loaded_free(&r);
 }
 
 static void test_long_path(void **state)
@@ -644,7 +650,7 @@ static void test_require_errors(void **state)
     setup_plugins();
     expect_plugin_error(PB_WITH("G = require 'broken'"), "D/d1/broken.lua:3:");
     expect_plugin_error(PB_WITH("G = require 'raises'"), "D/d1/raises.lua:3: attempt to concatenate a nil value");
-    expect_plugin_error(PB_WITH("G = require 'loops'"), "top-level code ran longer than");
+    expect_plugin_error(PB_WITH("G = require 'loops'"), "the plugin's top-level code ran longer than");
     expect_plugin_error(PB_WITH("G = require 'big'"), "memory limit");
     expect_plugin_error(PB_WITH("G = require 'binary'"), "binary chunk");
     expect_plugin_error(PB_WITH("G = require 'cyc_a'"), "circular require");
