@@ -259,3 +259,44 @@ def test_secret_never_leaks(env):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 check(canary.encode() not in f.read(), "secret on disk in %s" % name)
+
+
+def test_secret_as_exec_stdin(env):
+    """A secret handle given as stdin reaches the program (the safe way to hand it a password)
+    and nothing else: not the journal, the screen, the worker or the reply's record."""
+    canary = "canary-STDIN-secret-4b3a2c"
+    outdir = env.write("out/.keep", "")
+    got = os.path.join(os.path.dirname(outdir), "got.txt")
+    pb = env.playbook('''
+        step "feed" { run = function(ctx)
+            local s = ctx.secret("IRP_TEST_PASSWORD")
+            ctx.exec{ "sh", "-c", 'cat > "$1"', "sh", "%s", stdin = s }
+            local r = ctx.exec{ "sh", "-c", 'read x; echo "got ${#x} chars"; echo "$x"', stdin = s }
+            return { out = r.stdout, worker_saw = r.stdout:find("4b3a2c", 1, true) ~= nil }
+          end },
+        step "badtype" { on_failure = "continue", run = function(ctx) ctx.exec{ "cat", stdin = 5 } end },
+        step "unset" { on_failure = "continue",
+          run = function(ctx) ctx.exec{ "cat", stdin = ctx.secret("IRP_TEST_UNSET_PW") } end },
+    ''' % got)
+    r = env.run(pb, env={"IRP_TEST_PASSWORD": canary})
+    check(r.code == 0, "the run succeeds", r)
+    with open(got) as f:
+        check(f.read() == canary, "the program received the secret's value on stdin")
+    os.remove(got)
+    res = env.record("step.succeeded", "feed")["data"]["result"]
+    check(res["worker_saw"] is False, "the worker's reply has the value redacted")
+    out = res["out"]
+    check(out.startswith("got %d chars\n" % len(canary)), "read by the shell: %r" % out)
+    check("[secret IRP_TEST_PASSWORD]" in out, "echoed back: redacted %r" % out)
+    check("must be a string or a secret, not number" in env.record("step.failed", "badtype")["data"]["reason"],
+          "another type is refused")
+    check("IRP_TEST_UNSET_PW" in env.record("step.failed", "unset")["data"]["reason"],
+          "an unset secret fails the step by name")
+    check(canary not in r.out and canary not in r.err, "secret on screen", r)
+    for root, _, files in os.walk(env.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                check(canary.encode() not in f.read(), "secret on disk in %s" % name)
+    # a drill accepts the handle and writes nothing
+    r = env.drill(pb, "--run-id", "d1", env={"IRP_TEST_PASSWORD": canary})
+    check(r.code == 0 and not os.path.exists(got), "a drill simulates it", r)
