@@ -300,3 +300,51 @@ def test_secret_as_exec_stdin(env):
     # a drill accepts the handle and writes nothing
     r = env.drill(pb, "--run-id", "d1", env={"IRP_TEST_PASSWORD": canary})
     check(r.code == 0 and not os.path.exists(got), "a drill simulates it", r)
+
+
+def test_huge_operator_lines_are_cut(env):
+    """A pasted 48 MB line is cut at 4 KiB (on a character boundary), said so to the
+    operator and journaled as truncated; irp never holds the whole line."""
+    pb = env.playbook('''
+        step "m1" { manual = "first" },
+        step "m2" { manual = "second" },
+        step "m3" { manual = "third" },
+    ''')
+    p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state, "--run-id", "r1"], cwd=env.dir,
+                         env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    note = ("note: " + "x" + "é" * (24 << 20) + "\n").encode()
+    p.stdin.write(note)
+    p.stdin.write(("done: " + "ab" * 5000 + "\n").encode())
+    p.stdin.flush()
+    deadline = time.monotonic() + 30 * SLACK
+    while time.monotonic() < deadline:
+        if os.path.exists(env.journal_path()):
+            with open(env.journal_path(), "rb") as f:
+                if any(b'"step.started"' in l and b'"step":"m2"' in l for l in f.read().split(b"\n")):
+                    break
+        time.sleep(0.05)
+    with open("/proc/%d/status" % p.pid) as f:
+        peak_kb = int([l for l in f if l.startswith("VmHWM:")][0].split()[1])
+    p.stdin.write(b"done\n")
+    p.stdin.write(("note: " + "z" * 10000 + "\n").encode())  # input ends inside m3: a cut line at EOF too
+    p.stdin.close()
+    p.stdin = None
+    out, err = p.communicate(timeout=30 * SLACK)
+    check(p.returncode == 75, "the run stops as interrupted at m3: %s\n%s" % (p.returncode, err[-2000:]))
+    check(peak_kb < 40 * 1024, "the supervisor peaked at %d KiB reading a 48 MB line" % peak_kb)
+    check(len(out) < 64 * 1024, "the screen shows the cut lines only: %d bytes" % len(out))
+    text = out.decode()
+    check("only its first" in text and "at most 4 KiB" in text, "the operator is told", text[-3000:])
+    rec = env.record("operator.note", "m1")["data"]
+    check(rec.get("truncated") is True and rec["original_bytes"] == len(note) - 1 - len("note: ") + 6,
+          "the note is journaled as truncated: %r" % {k: v for k, v in rec.items() if k != "note"})
+    n = rec["note"].encode()
+    check(len(n) <= 4096 and rec["note"].startswith("x") and set(rec["note"][1:]) == {"é"},
+          "the note is cut on a character boundary: %d bytes, %r" % (len(n), rec["note"][-4:]))
+    ans = env.record("manual.answered", "m1")["data"]
+    check(ans.get("truncated") is True and len(ans["note"]) <= 4096 and ans["original_bytes"] == 10006,
+          "the answer's note too: %r" % {k: v for k, v in ans.items() if k != "note"})
+    check("truncated" not in env.record("manual.answered", "m2")["data"], "a short answer is whole")
+    notes = [r for r in env.journal() if r["type"] == "operator.note" and r.get("step") == "m3"]
+    check(notes and notes[0]["data"].get("truncated") is True, "a cut line at the end of input: %r" % notes)
