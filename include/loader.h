@@ -58,7 +58,8 @@ void pb_problem(json_t *problems, const char *file, int line, const char *fmt, .
 
 /* Checks the templates of text (a field `what` of step `step_id`): every
  * name must be an input or steps.ID.status / steps.ID.result[...] with a
- * known ID. inputs: object of declared inputs; step_ids: NULL-terminated. */
+ * known ID. inputs: object of declared inputs; step_ids: NULL-terminated.
+ * step_id NULL: the playbook's title, where only inputs may be named. */
 void pb_check_templates(json_t *problems, const char *file, int line, const char *text,
                         const char *what, const char *step_id, const json_t *inputs,
                         const char *const *step_ids);

@@ -10,6 +10,7 @@
 #include "check_drill.h"
 #include "exec.h"
 #include "httpcall.h"
+#include "loader.h"
 #include "secrets.h"
 #include "state.h"
 #include "term.h"
@@ -143,6 +144,25 @@ static void print_invalid(json_t *answer)
     }
 }
 
+/* The playbook's title with its {{input}} templates rendered, on one line:
+ * what the run header, run.started and notifications show. The title as
+ * written stays in "title_template". */
+static void render_title(json_t *outline)
+{
+    const char *raw = pr_str(outline, "title");
+    if (!raw || !strstr(raw, "{{"))
+        return;
+    json_t *none = json_object();
+    char *title = pb_render(raw, json_object_get(outline, "vars"), none);
+    json_decref(none);
+    for (char *p = title; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    json_object_set_new(outline, "title_template", json_string(raw));
+    json_object_set_new(outline, "title", json_string(title));
+    free(title);
+}
+
 static int start_worker(eng_run *r)
 {
     char err[512];
@@ -167,6 +187,7 @@ static int start_worker(eng_run *r)
     if (!r->outline) {
         r->outline = json_incref(json_object_get(answer, "outline"));
         r->steps = json_object_get(r->outline, "steps");
+        render_title(r->outline);
     }
     json_decref(answer);
     return 0;

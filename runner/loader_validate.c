@@ -385,6 +385,15 @@ json_t *pb_validate(lua_State *L, int idx, int attach_idx, const pb_request *req
     lua_pop(L, 1);
 
     json_t *vars = check_vars(&s, inputs, req);
+    if (title && strstr(title, "{{")) {
+        size_t before = json_array_size(problems);
+        pb_check_templates(problems, s.file, line, title, "title", NULL, inputs, NULL);
+        if (json_array_size(problems) > before) {
+            int at = pb_site_line(&s, "title");
+            for (size_t i = before; i < json_array_size(problems); i++)
+                json_object_set_new(json_array_get(problems, i), "line", json_integer(at));
+        }
+    }
 
     json_t *outline = json_object();
     json_object_set_new(outline, "id", jstr_or_null(id ? id : ""));
