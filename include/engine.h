@@ -121,6 +121,7 @@ struct eng_run {
     int journal_failed;
     int artifacts;
     const char *answer_via;   /* who gave the last answer: operator, --yes, scenario */
+    size_t answer_cut;        /* its line was cut (TM_LINE_MAX): the full length, else 0 */
     struct dr_state *drill;   /* the drill's own state (scenario.h), or NULL */
 };
 
@@ -204,5 +205,8 @@ typedef enum { ANSWER_DONE, ANSWER_FAILED, ANSWER_SKIP, ANSWER_EOF, ANSWER_STOPP
 eng_answer eng_ask_manual(eng_run *r, const char *step, char **note);
 /* 1 granted, 0 denied, -1 no answer (end of input), -2 interrupted. */
 int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note);
+/* Marks the data of a record of what the operator typed as cut when the
+ * line was full_len (> 0) bytes long: "truncated": true, "original_bytes". */
+void eng_mark_cut(json_t *data, size_t full_len);
 
 #endif

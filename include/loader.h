@@ -26,6 +26,10 @@ typedef struct pb_request {
     const json_t *plugins;  /* [DIR...] or NULL (reserved for require) */
     int check;              /* missing required inputs are not errors */
     int64_t timeout_ms;     /* top-level code deadline; <= 0: PB_LOAD_TIMEOUT_MS */
+    /* Called before a file's top-level code runs (each gets timeout_ms):
+     * kind is "playbook" or "attach file". May be NULL. */
+    void (*on_file)(void *ud, const char *path, const char *kind);
+    void *on_file_ud;
 } pb_request;
 
 /* Registers the DSL functions in the globals. [-0, +0, m] */
@@ -54,7 +58,8 @@ void pb_problem(json_t *problems, const char *file, int line, const char *fmt, .
 
 /* Checks the templates of text (a field `what` of step `step_id`): every
  * name must be an input or steps.ID.status / steps.ID.result[...] with a
- * known ID. inputs: object of declared inputs; step_ids: NULL-terminated. */
+ * known ID. inputs: object of declared inputs; step_ids: NULL-terminated.
+ * step_id NULL: the playbook's title, where only inputs may be named. */
 void pb_check_templates(json_t *problems, const char *file, int line, const char *text,
                         const char *what, const char *step_id, const json_t *inputs,
                         const char *const *step_ids);

@@ -13,14 +13,50 @@
 #include <lua.h>
 #include <stdint.h>
 
-/* Where problems about one object (playbook, step, attach block) go. */
+#define PB_SITE_DEPTH 3
+
+/* Where problems about one object (playbook, step, attach block, or a
+ * table inside one) go. call/id/path locate the table in the file's text
+ * for pb_site_line: the DSL call at line ("playbook", "step", "attach"),
+ * the step's id, and the keys from the call's table down to this one
+ * ("inputs", "host"; "#2" for the second list item). */
 typedef struct {
     lua_State *L;
     json_t *problems;
     const char *file;
     int line;
     const char *owner; /* "playbook", "step \"isolate\"", ... */
+    const char *call;  /* NULL: every problem at line */
+    const char *id;
+    const char *path[PB_SITE_DEPTH];
+    size_t npath;
 } pb_site;
+
+/* A site for a table inside s's table, at key (a field name or "#N"). */
+pb_site pb_site_sub(const pb_site *s, const char *key, const char *owner);
+
+/* The line of field key (NULL: the table itself) of the table s is about,
+ * found in the file's text; s->line when it cannot be found. Every problem
+ * about a field is reported there. [-0, +0, -] */
+int pb_site_line(const pb_site *s, const char *key);
+
+/* The search behind pb_site_line, on a file's text: the table of the DSL
+ * call `call` (for "step": with argument id) on line `line`, then the
+ * path of keys into it. Returns the line of the deepest key found, or
+ * line. */
+int pb_source_line(const char *text, size_t len, int line, const char *call, const char *id,
+                   const char *const *path, size_t npath);
+
+/* The text of every file loaded, while it is validated: a light userdata
+ * at registry key pb_key_sources (NULL: no lines of fields). */
+typedef struct {
+    struct pb_source {
+        char *path, *text;
+        size_t len;
+    } *v;
+    size_t n;
+} pb_sources;
+extern const char pb_key_sources;
 
 /* "a string", "a number", ... for messages. */
 const char *pb_type_phrase(lua_State *L, int idx);

@@ -12,7 +12,9 @@
  * The conversation is strictly request/response, driven by the supervisor:
  * the worker only speaks when it has a request to answer, or to make a
  * "call" (a side effect) while it runs a step; the supervisor answers every
- * call with exactly one "reply". Field "t" names the message type.
+ * call with exactly one "reply". Field "t" names the message type. While it
+ * loads, the worker also says which file's top-level code runs next (no
+ * reply): {"t":"loading","file":PATH,"kind":"playbook"|"attach file"}.
  *
  * Supervisor -> worker                    Worker -> supervisor
  * ---------------------------------------------------------------------------
@@ -21,7 +23,10 @@
  *  "attach":[PATH...],"plugins":[DIR...],     {"file":F,"line":N,"msg":M}...]}
  *  "drill":bool,"check":bool,
  *  "memory":BYTES,"timeout_ms":N}         ("check":true: missing required
- *                                          inputs are not errors)
+ *                                          inputs are not errors; each
+ *                                          file's top-level code has
+ *                                          timeout_ms, announced by a
+ *                                          "loading" message)
  *
  * {"t":"restore","steps":{ID:             {"t":"ok"}
  *   {"status":S,"result":JSON}}}           (steps already finished; used

@@ -64,6 +64,14 @@ void sb_set_fail_check(sb_fail_check_fn cb);
 void sb_deadline_arm(sb_state *s, int64_t ms, const char *msg, int where);
 /* Stops the timer, clears the flag and the main thread's hook. */
 void sb_deadline_disarm(sb_state *s);
+/* Arms the deadline of a file's top-level code at load (where = 1), whose
+ * message names the kind of file: "the playbook's top-level code ran longer
+ * than 5s". whose must be a static string ("playbook", "attach file"). */
+void sb_deadline_arm_top_level(sb_state *s, int64_t ms, const char *whose);
+/* While such a deadline is armed, names another kind of file in its message
+ * (require does so while a plugin's chunk runs) and returns the previous
+ * kind to restore afterwards; returns NULL and changes nothing otherwise. */
+const char *sb_deadline_top_level(const char *whose);
 /* Milliseconds left before the deadline, or -1 when none is armed. */
 int64_t sb_deadline_left(void);
 /* Stops the clock while a person answers (ctx.ask/confirm): returns the

@@ -44,6 +44,11 @@ struct sw_worker {
     uv_timer_t deadline;
     int deadline_init;
     uint64_t paused_left_ms;  /* hard deadline left when paused, 0 if not paused */
+    int64_t request_hard_ms;  /* the outstanding request's hard deadline (0: none) */
+    /* the file whose top-level code a load runs now ("loading" messages);
+     * "" when none was announced for the outstanding request */
+    char loading_file[1024];
+    char loading_kind[16];
 };
 
 /* Starts a worker. 0, or -1 with err. */

@@ -27,10 +27,18 @@ void tm_block(int indent, tm_style style, const char *text);
 void tm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The longest line a prompt keeps (an answer, a note): the rest of a longer
+ * line is read and dropped, so stdin never makes irp hold more. */
+#define TM_LINE_MAX 4096
+
 /* Shows prompt and waits for one line on stdin while running the loop.
  * Returns 0 with *line (malloc'd, without the newline, trimmed), -1 at end
- * of input, -2 when *stop became non-zero. */
+ * of input, -2 when *stop became non-zero. A line longer than TM_LINE_MAX
+ * is cut (never inside a UTF-8 character) and the operator is told. */
 int tm_prompt(uv_loop_t *loop, const char *prompt, char **line, volatile int *stop);
+/* The length in bytes of the line tm_prompt returned last when it was cut,
+ * else 0. */
+size_t tm_last_cut(void);
 /* 1 when stdin is a terminal. */
 int tm_interactive(void);
 /* Releases the stdin watcher (before the loop is closed). */

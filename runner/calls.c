@@ -113,6 +113,7 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
     json_t *choices = json_object_get(args, "choices");
     size_t nchoices = json_is_array(choices) ? json_array_size(choices) : 0;
     json_t *answer = NULL;
+    size_t cut = 0; /* a free-text answer cut at TM_LINE_MAX: its full length */
     const char *via = "operator";
     /* A scripted answer may take the players time: not the step's. */
     int64_t scripted_at = ut_mono_ms();
@@ -189,8 +190,9 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
                 return;
             }
             if (strncmp(line, "note:", 5) == 0) {
-                eng_record(r, "operator.note", c->step, r->operator_name,
-                           json_pack("{s:s}", "note", line + 5 + strspn(line + 5, " ")));
+                json_t *data = json_pack("{s:s}", "note", line + 5 + strspn(line + 5, " "));
+                eng_mark_cut(data, tm_last_cut());
+                eng_record(r, "operator.note", c->step, r->operator_name, data);
                 free(line);
                 continue;
             }
@@ -205,6 +207,7 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
                         answer = json_incref(json_array_get(choices, i));
             } else {
                 answer = json_string(line);
+                cut = tm_last_cut();
             }
             free(line);
             if (answer)
@@ -216,8 +219,9 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
             r->step_deadline_mono += ut_mono_ms() - asked_at;
         sw_resume_deadline(&r->worker);
     }
-    eng_record(r, "operator.answered", c->step, r->operator_name,
-               json_pack("{s:s, s:O, s:s}", "question", question, "answer", answer, "via", via));
+    json_t *data = json_pack("{s:s, s:O, s:s}", "question", question, "answer", answer, "via", via);
+    eng_mark_cut(data, cut);
+    eng_record(r, "operator.answered", c->step, r->operator_name, data);
     fx_answer_ok(c, json_pack("{s:o}", "answer", answer));
 }
 

@@ -11,6 +11,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,7 +258,8 @@ int cli_list(int argc, char **argv)
         dir = stat("playbooks", &st) == 0 && S_ISDIR(st.st_mode) ? "playbooks" : ".";
     DIR *d = opendir(dir);
     if (!d) {
-        fprintf(stderr, "irp list: cannot open %s\n", dir);
+        /* "irp list: /nonexistent: No such file or directory" */
+        fprintf(stderr, "irp list: %s: %s\n", dir, strerror(errno));
         return IRP_EXIT_DATAERR;
     }
     char **names = NULL;

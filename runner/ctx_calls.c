@@ -173,7 +173,16 @@ int cx_fn_exec(lua_State *L)
                               i, luaL_typename(L, -1));
     }
     int argv0 = base + 1;
-    int stdin_t = opt_push(L, t, "stdin", LUA_TSTRING, "exec", "a string");
+    int stdin_t = LUA_TNIL; /* a string, or a secret handle */
+    if (t) {
+        lua_pushliteral(L, "stdin");
+        stdin_t = lua_rawget(L, t);
+    } else {
+        lua_pushnil(L);
+    }
+    if (stdin_t != LUA_TNIL && stdin_t != LUA_TSTRING && !cx_secret_name(L, -1))
+        return luaL_error(L, "ctx.exec: option 'stdin' must be a string or a secret, not %s",
+                          luaL_typename(L, -1));
     int env_t = opt_push(L, t, "env", LUA_TTABLE, "exec", "a table");
     if (env_t == LUA_TTABLE)
         check_string_map(L, lua_gettop(L), "exec", "env");
@@ -197,6 +206,8 @@ int cx_fn_exec(lua_State *L)
         size_t len;
         const char *s = lua_tolstring(L, opt0, &len);
         json_object_set_new(args, "stdin", lj_string(s, len));
+    } else if (stdin_t != LUA_TNIL) { /* a secret: the supervisor writes its value */
+        json_object_set_new(args, "stdin", arg_json(L, opt0));
     } else {
         json_object_set_new(args, "stdin", json_null());
     }

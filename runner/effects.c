@@ -228,12 +228,24 @@ static void live_exec_start(fx_call *c, json_t *args)
     if (r->step_deadline_mono && (timeout <= 0 || timeout > left))
         timeout = left > 1 ? left : 1; /* a command never outlives its step */
     json_t *jstdin = json_object_get(args, "stdin");
+    const char *stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL;
+    size_t stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0;
+    if (json_is_object(jstdin)) { /* a secret handle: its value, resolved only here */
+        if (!pr_str(jstdin, "secret")) {
+            snprintf(err, sizeof err, "exec: stdin must be a string or a secret");
+            goto fail;
+        }
+        stdin_data = sec_get(pr_str(jstdin, "secret"), err, sizeof err);
+        if (!stdin_data)
+            goto fail;
+        stdin_len = strlen(stdin_data);
+    }
     ex_spec spec = {
         .argv = le->cargv,
         .env = le->cenv,
         .cwd = pr_str(args, "cwd"),
-        .stdin_data = json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
-        .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
+        .stdin_data = stdin_data,
+        .stdin_len = stdin_len,
         .timeout_ms = timeout,
         .capture_limit = EXEC_CAPTURE_LIMIT,
     };

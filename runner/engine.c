@@ -10,6 +10,7 @@
 #include "check_drill.h"
 #include "exec.h"
 #include "httpcall.h"
+#include "loader.h"
 #include "secrets.h"
 #include "state.h"
 #include "term.h"
@@ -26,8 +27,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOAD_TIMEOUT_MS 5000        /* the playbook's top-level code (soft) */
-#define LOAD_HARD_MS 8000           /* ... and the kill if it is stuck in C */
+#define LOAD_TIMEOUT_MS 5000        /* each file's top-level code (soft, in the worker) */
+#define LOAD_HARD_MS (LOAD_TIMEOUT_MS + 500) /* ... and the kill if it is stuck in C;
+                                              * it starts again for every file */
 #define PREPARE_HARD_MS 8000        /* record and restore requests */
 #define MAX_VISITS_PER_STEP 20      /* on_failure jumps may loop; this bounds it */
 
@@ -92,9 +94,13 @@ static json_t *request_load(sw_worker *w, json_t *req, char *err, size_t err_siz
     json_t *answer = NULL;
     int rc = sw_request(w, req, LOAD_HARD_MS, NULL, &answer);
     if (rc < 0) {
-        if (!strcmp(w->dead_reason, "hard deadline"))
-            snprintf(err, err_size, "%s: loading did not finish within %d s (stuck inside a C function?)",
-                     pr_str(req, "file"), LOAD_HARD_MS / 1000);
+        if (!strcmp(w->dead_reason, "hard deadline")) {
+            snprintf(err, err_size,
+                     "%s:1: the %s's top-level code did not finish within %ds (stuck inside a C function "
+                     "such as a pattern match or string.rep)",
+                     w->loading_file[0] ? w->loading_file : pr_str(req, "file"),
+                     w->loading_kind[0] ? w->loading_kind : "playbook", LOAD_TIMEOUT_MS / 1000);
+        }
         else
             snprintf(err, err_size, "%s: the worker failed while loading: %s", pr_str(req, "file"),
                      w->dead_reason);
@@ -140,6 +146,25 @@ static void print_invalid(json_t *answer)
     }
 }
 
+/* The playbook's title with its {{input}} templates rendered, on one line:
+ * what the run header, run.started and notifications show. The title as
+ * written stays in "title_template". */
+static void render_title(json_t *outline)
+{
+    const char *raw = pr_str(outline, "title");
+    if (!raw || !strstr(raw, "{{"))
+        return;
+    json_t *none = json_object();
+    char *title = pb_render(raw, json_object_get(outline, "vars"), none);
+    json_decref(none);
+    for (char *p = title; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    json_object_set_new(outline, "title_template", json_string(raw));
+    json_object_set_new(outline, "title", json_string(title));
+    free(title);
+}
+
 static int start_worker(eng_run *r)
 {
     char err[512];
@@ -164,6 +189,7 @@ static int start_worker(eng_run *r)
     if (!r->outline) {
         r->outline = json_incref(json_object_get(answer, "outline"));
         r->steps = json_object_get(r->outline, "steps");
+        render_title(r->outline);
     }
     json_decref(answer);
     return 0;

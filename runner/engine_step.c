@@ -91,6 +91,7 @@ static int approval_gate(eng_run *r, const char *id, const char *role)
     json_t *data = json_pack("{s:s, s:s}", "role", role, "via", r->answer_via ? r->answer_via : "operator");
     if (note)
         json_object_set_new(data, "note", json_string(note));
+    eng_mark_cut(data, r->answer_cut);
     eng_record(r, g ? "approval.granted" : "approval.denied", id, r->operator_name, data);
     free(note);
     return g;
@@ -132,6 +133,7 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
     json_t *data = json_pack("{s:s, s:s}", "answer", word, "via", r->answer_via ? r->answer_via : "operator");
     if (note)
         json_object_set_new(data, "note", json_string(note));
+    eng_mark_cut(data, r->answer_cut);
     eng_record(r, "manual.answered", id, r->operator_name, data);
     int64_t ms = ut_mono_ms() - t0;
     json_t *result = json_pack("{s:s}", "answer", word);

@@ -29,7 +29,8 @@ struct ex_job {
     int64_t started_ms;
     ex_done_fn done;
     void *data;
-    char *stdin_copy;
+    char *stdin_copy;   /* may hold a secret's value: wiped before it is freed */
+    size_t stdin_copy_len;
     pt_proc *tree;      /* descendants seen when it was stopped (also outside its group) */
     int tree_n;
     ex_job *next;
@@ -59,6 +60,8 @@ static void finish_if_done(ex_job *job)
     job->done(job, &job->result, job->data);
     ut_buf_free(&job->out_buf);
     ut_buf_free(&job->err_buf);
+    if (job->stdin_copy)
+        explicit_bzero(job->stdin_copy, job->stdin_copy_len);
     free(job->stdin_copy);
     free(job->tree);
     free(job);
@@ -272,6 +275,7 @@ ex_job *ex_start(uv_loop_t *loop, const ex_spec *spec, ex_done_fn done, void *da
     if (want_stdin) {
         job->stdin_copy = ut_xmalloc(spec->stdin_len + 1);
         memcpy(job->stdin_copy, spec->stdin_data, spec->stdin_len);
+        job->stdin_copy_len = spec->stdin_len;
         uv_buf_t buf = uv_buf_init(job->stdin_copy, (unsigned)spec->stdin_len);
         job->write_req.data = job;
         if (uv_write(&job->write_req, (uv_stream_t *)&job->in, &buf, 1, write_cb) < 0)

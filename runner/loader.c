@@ -7,6 +7,7 @@
  * Depends on: Lua 5.4, jansson, sandbox.h, util.h.
  */
 #include "loader.h"
+#include "loader_internal.h"
 #include "util.h"
 
 #include <errno.h>
@@ -24,6 +25,26 @@ const char pb_key_playbook_mt = 0;
 const char pb_key_attach_mt = 0;
 const char pb_key_fns = 0;
 const char pb_key_problems = 0;
+const char pb_key_sources = 0;
+
+/* Keeps the text of path (taken) for the lines of fields. */
+static void keep_source(pb_sources *src, const char *path, char *text, size_t len)
+{
+    src->v = ut_xrealloc(src->v, (src->n + 1) * sizeof *src->v);
+    src->v[src->n].path = ut_xstrdup(path);
+    src->v[src->n].text = text;
+    src->v[src->n].len = len;
+    src->n++;
+}
+
+static void free_sources(pb_sources *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        free(src->v[i].path);
+        free(src->v[i].text);
+    }
+    free(src->v);
+}
 
 void pb_problem(json_t *problems, const char *file, int line, const char *fmt, ...)
 {
@@ -341,10 +362,11 @@ static char *read_file(const char *path, size_t *len, char **err)
     return b.data;
 }
 
-/* Loads and runs one chunk; leaves its single result (or nothing) on the
- * stack. Returns 1 when a result was pushed. [-0, +(0|1), -] */
-static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
-                     const char *const *paths, json_t *problems)
+/* Loads and runs one chunk (kind: "playbook" or "attach file"); leaves its
+ * single result (or nothing) on the stack. Returns 1 when a result was
+ * pushed. [-0, +(0|1), -] */
+static int run_chunk(sb_state *sb, const char *path, const char *kind, const pb_request *req,
+                     const char *const *paths, pb_sources *src, json_t *problems)
 {
     lua_State *L = sb->L;
     size_t len = 0;
@@ -358,7 +380,7 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
     char *chunkname = ut_xasprintf("@%s", path);
     int status = luaL_loadbufferx(L, text, len, chunkname, "t");
     free(chunkname);
-    free(text);
+    keep_source(src, path, text, len);
     if (status != LUA_OK) {
         sb_failure f;
         memset(&f, 0, sizeof f);
@@ -375,15 +397,16 @@ static int run_chunk(sb_state *sb, const char *path, const pb_request *req,
         return 0;
     }
     int64_t ms = req->timeout_ms > 0 ? req->timeout_ms : PB_LOAD_TIMEOUT_MS;
-    char limit[32], msg[128];
-    sb_format_ms(ms, limit, sizeof limit);
-    snprintf(msg, sizeof msg, "the playbook's top-level code ran longer than %s", limit);
-    sb_deadline_arm(sb, ms, msg, 1);
+    if (req->on_file)
+        req->on_file(req->on_file_ud, path, kind);
+    sb_deadline_arm_top_level(sb, ms, kind);
     sb_failure f;
-    int kind = sb_pcall(sb, 0, 1, &f);
+    int outcome = sb_pcall(sb, 0, 1, &f);
     sb_deadline_disarm(sb);
-    if (kind != SB_OK) {
-        failure_problem(L, problems, &f, paths, path, "while running the playbook's top-level code");
+    if (outcome != SB_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "while running the %s's top-level code", kind);
+        failure_problem(L, problems, &f, paths, path, what);
         sb_failure_free(&f);
         return 0;
     }
@@ -422,13 +445,17 @@ typedef struct {
     const pb_request *req;
     json_t *problems;
     json_t *outline;
+    pb_sources *sources;
 } validate_args;
 
-/* Runs pb_validate under lua_pcall (a memory error becomes a problem).
- * Arguments: playbook object, attach list, lightuserdata args. */
+/* Runs pb_validate under lua_pcall (a memory error becomes a problem),
+ * with the files' texts at registry key pb_key_sources. Arguments:
+ * playbook object, attach list, lightuserdata args. [-3, +0, m] */
 static int validate_protected(lua_State *L)
 {
     validate_args *a = lua_touserdata(L, 3);
+    lua_pushlightuserdata(L, a->sources);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_sources);
     a->outline = pb_validate(L, 1, 2, a->req, a->problems);
     return 0;
 }
@@ -537,7 +564,8 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         paths[i + 1] = p ? p : "?";
     }
 
-    int have_pb = run_chunk(sb, req->file, req, paths, problems);
+    pb_sources sources = {NULL, 0};
+    int have_pb = run_chunk(sb, req->file, "playbook", req, paths, &sources, problems);
     int pb_idx = 0;
     if (have_pb) {
         pb_idx = lua_gettop(L);
@@ -573,7 +601,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         }
         if (real)
             loaded[nloaded++] = real;
-        if (!run_chunk(sb, path, req, paths, problems))
+        if (!run_chunk(sb, path, "attach file", req, paths, &sources, problems))
             continue;
         int r = lua_gettop(L);
         int ok = 1;
@@ -621,7 +649,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     take_dsl_problems(L, problems);
 
     if (have_pb) {
-        validate_args a = {req, problems, NULL};
+        validate_args a = {req, problems, NULL, &sources};
         lua_pushcfunction(L, validate_protected);
         lua_pushvalue(L, pb_idx);
         lua_pushvalue(L, attach_idx);
@@ -631,8 +659,11 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
                        sb->mem_hit ? "memory limit reached" : "internal error");
             lua_pop(L, 1);
         }
+        lua_pushnil(L); /* setting nil never allocates */
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &pb_key_sources);
         *outline = a.outline;
     }
+    free_sources(&sources);
     lua_settop(L, top);
     free(paths);
 

@@ -52,13 +52,15 @@ void pb_check_unknown(pb_site *s, int t, const char *const *allowed)
     while (lua_next(L, t)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
+            char item[32];
+            snprintf(item, sizeof item, "#%lld", (long long)lua_tointeger(L, -1));
             if (lua_type(L, -1) == LUA_TNUMBER)
-                pb_problem(s->problems, s->file, s->line,
+                pb_problem(s->problems, s->file, pb_site_line(s, item),
                            "%s has a list item [%s] where only named fields are allowed (a missing "
                            "'name =' or a stray comma?)",
                            s->owner, lua_isinteger(L, -1) ? "number" : "float");
             else
-                pb_problem(s->problems, s->file, s->line, "%s has a key that is %s, not a field name",
+                pb_problem(s->problems, s->file, pb_site_line(s, NULL), "%s has a key that is %s, not a field name",
                            s->owner, pb_type_phrase(L, -1));
             continue;
         }
@@ -70,7 +72,7 @@ void pb_check_unknown(pb_site *s, int t, const char *const *allowed)
         if (!known) {
             char hint[128];
             pb_suggest(hint, sizeof hint, k, allowed, '\'');
-            pb_problem(s->problems, s->file, s->line, "unknown field '%.64s' in %s%s", k, s->owner,
+            pb_problem(s->problems, s->file, pb_site_line(s, k), "unknown field '%.64s' in %s%s", k, s->owner,
                        hint);
         }
     }
@@ -78,7 +80,7 @@ void pb_check_unknown(pb_site *s, int t, const char *const *allowed)
 
 static void wrong(pb_site *s, const char *name, const char *want, int idx)
 {
-    pb_problem(s->problems, s->file, s->line, "field '%s' of %s must be %s, not %s", name, s->owner,
+    pb_problem(s->problems, s->file, pb_site_line(s, name), "field '%s' of %s must be %s, not %s", name, s->owner,
                want, pb_type_phrase(s->L, idx));
 }
 
@@ -136,13 +138,13 @@ int pb_field_duration(pb_site *s, int t, const char *name, int64_t *ms)
     } else if (pb_duration_at(L, -1, ms) == 0) {
         r = 1;
     } else if (type == LUA_TSTRING) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, name),
                    "field '%s' of %s must be a duration such as \"500ms\", \"90s\", \"15m\" or "
                    "\"1h30m\", not \"%.40s\"",
                    name, s->owner, lua_tostring(L, -1));
         r = -1;
     } else if (type == LUA_TNUMBER) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, name),
                    "field '%s' of %s must be a non-negative number of seconds, not %g", name,
                    s->owner, (double)lua_tonumber(L, -1));
         r = -1;
@@ -164,12 +166,12 @@ int pb_field_int(pb_site *s, int t, const char *name, long long lo, long long hi
     } else if (type == LUA_TNUMBER) {
         lua_Number n = lua_tonumber(L, -1);
         if (n != floor(n) || isinf(n)) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, name),
                        "field '%s' of %s must be a non-negative integer, not %g", name, s->owner,
                        (double)n);
             r = -1;
         } else if (n < (lua_Number)lo || n > (lua_Number)hi) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, name),
                        "field '%s' of %s must be an integer from %lld to %lld, not %.0f", name,
                        s->owner, lo, hi, (double)n);
             r = -1;
@@ -195,7 +197,7 @@ int pb_field_string_list(pb_site *s, int t, const char *name, int unique, json_t
     }
     if (type != LUA_TTABLE) {
         if (type == LUA_TSTRING)
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, name),
                        "field '%s' of %s must be a list of strings, not a string (write { \"%.40s\" })",
                        name, s->owner, lua_tostring(L, -1));
         else
@@ -212,7 +214,7 @@ int pb_field_string_list(pb_site *s, int t, const char *name, int unique, json_t
         count++;
     }
     if (count != n) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, name),
                    "field '%s' of %s must be a list of strings ({ \"a\", \"b\" }), not a table with "
                    "named keys",
                    name, s->owner);
@@ -224,7 +226,7 @@ int pb_field_string_list(pb_site *s, int t, const char *name, int unique, json_t
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, list, i);
         if (lua_type(L, -1) != LUA_TSTRING) {
-            pb_problem(s->problems, s->file, s->line, "field '%s' of %s: item %lld must be a string, not %s",
+            pb_problem(s->problems, s->file, pb_site_line(s, name), "field '%s' of %s: item %lld must be a string, not %s",
                        name, s->owner, (long long)i, pb_type_phrase(L, -1));
             bad = 1;
         } else {
@@ -241,7 +243,7 @@ int pb_field_string_list(pb_site *s, int t, const char *name, int unique, json_t
             }
             if (dup) {
                 /* reported, but the list stays usable for later checks */
-                pb_problem(s->problems, s->file, s->line, "field '%s' of %s lists '%.64s' twice",
+                pb_problem(s->problems, s->file, pb_site_line(s, name), "field '%s' of %s lists '%.64s' twice",
                            name, s->owner, v);
             } else {
                 char *clean = ut_utf8_sanitize(v, len, NULL);

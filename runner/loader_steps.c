@@ -97,7 +97,7 @@ static long attach_position(lua_State *L, pb_list *l, pb_site *s, const char *ki
             char hint[128];
             pb_suggest(hint, sizeof hint, target, ids, '"');
             free(ids);
-            pb_problem(s->problems, s->file, s->line, "attach block: %s = \"%.64s\" names no step of the playbook%s",
+            pb_problem(s->problems, s->file, pb_site_line(s, kind), "attach block: %s = \"%.64s\" names no step of the playbook%s",
                        kind, target, hint);
             return -1;
         }
@@ -132,7 +132,7 @@ static long attach_position(lua_State *L, pb_list *l, pb_site *s, const char *ki
         pb_suggest(hint, sizeof hint, target, names, '\'');
         free(names);
     }
-    pb_problem(s->problems, s->file, s->line, "attach block: at_end_of = '%.64s' is not a phase of the playbook%s",
+    pb_problem(s->problems, s->file, pb_site_line(s, "at_end_of"), "attach block: at_end_of = '%.64s' is not a phase of the playbook%s",
                target, hint);
     return -1;
 }
@@ -150,7 +150,7 @@ void pb_merge_attach(lua_State *L, pb_list *l, int attach_idx, const json_t *pha
         lua_getfield(L, -2, "spec");      /* base+5 */
         int spec = lua_gettop(L);
         const char *source = lua_tostring(L, base + 2);
-        pb_site s = {L, problems, source, (int)lua_tointeger(L, base + 4), "attach block"};
+        pb_site s = {L, problems, source, (int)lua_tointeger(L, base + 4), "attach block", "attach", NULL, {NULL}, 0};
         const char *kind = NULL, *target = NULL;
         int anchors = 0;
         lua_Integer items = (lua_Integer)lua_rawlen(L, spec);
@@ -165,11 +165,11 @@ void pb_merge_attach(lua_State *L, pb_list *l, int attach_idx, const json_t *pha
                 if (!known) {
                     char hint[128];
                     pb_suggest(hint, sizeof hint, key, attach_keys, '\'');
-                    pb_problem(problems, s.file, s.line, "unknown field '%.64s' in attach block%s", key, hint);
+                    pb_problem(problems, s.file, pb_site_line(&s, key), "unknown field '%.64s' in attach block%s", key, hint);
                 }
             } else if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
                        lua_tointeger(L, -1) > items) {
-                pb_problem(problems, s.file, s.line, "attach block has a key that is %s", pb_type_phrase(L, -1));
+                pb_problem(problems, s.file, pb_site_line(&s, NULL), "attach block has a key that is %s", pb_type_phrase(L, -1));
             }
         }
         for (size_t i = 0; attach_keys[i]; i++) {
@@ -200,7 +200,9 @@ void pb_merge_attach(lua_State *L, pb_list *l, int attach_idx, const json_t *pha
                 lua_pop(L, 2);
             }
             if (!ok) {
-                pb_problem(problems, s.file, s.line, "item %lld of attach block is %s, not a step (write: step \"id\" { ... })",
+                char item[32];
+                snprintf(item, sizeof item, "#%lld", (long long)i);
+                pb_problem(problems, s.file, pb_site_line(&s, item), "item %lld of attach block is %s, not a step (write: step \"id\" { ... })",
                            (long long)i, pb_type_phrase(L, -1));
                 lua_pop(L, 1);
                 continue;
@@ -248,7 +250,7 @@ static json_t *check_notify(pb_site *s, int spec)
     if (type == LUA_TTABLE) {
         char owner[128];
         snprintf(owner, sizeof owner, "notify of %s", s->owner);
-        pb_site ns = {L, s->problems, s->file, s->line, owner};
+        pb_site ns = pb_site_sub(s, "notify", owner);
         int t = lua_gettop(L);
         pb_check_unknown(&ns, t, notify_keys);
         out = json_object();
@@ -258,7 +260,7 @@ static json_t *check_notify(pb_site *s, int spec)
                 json_object_set_new(out, notify_keys[i], list);
         }
     } else if (type != LUA_TNIL) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, "notify"),
                    "field 'notify' of %s must be a table ({ on_failure = { \"slack-ir\" } }), not %s",
                    s->owner, pb_type_phrase(L, -1));
     }
@@ -305,11 +307,11 @@ static json_t *check_drill(pb_site *s, int spec)
             json_decref(out);
             out = j;
         } else {
-            pb_problem(s->problems, s->file, s->line, "field 'drill' of %s: %s", s->owner, err);
+            pb_problem(s->problems, s->file, pb_site_line(s, "drill"), "field 'drill' of %s: %s", s->owner, err);
             free(err);
         }
     } else if (type != LUA_TNIL) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, "drill"),
                    "field 'drill' of %s must be a table (the simulated outcome) or a function, not %s",
                    s->owner, pb_type_phrase(L, -1));
     }
@@ -324,7 +326,7 @@ static json_t *check_step(lua_State *L, int spec, step_info *in, const char *sou
 {
     char owner[128];
     snprintf(owner, sizeof owner, "step \"%.64s\"", in->id);
-    pb_site s = {L, problems, in->file, in->line, owner};
+    pb_site s = {L, problems, in->file, in->line, owner, "step", in->id, {NULL}, 0};
     pb_check_unknown(&s, spec, step_fields);
 
     const char *title = NULL, *doc = NULL, *manual = NULL, *approval = NULL, *on_failure = NULL,
@@ -338,7 +340,7 @@ static json_t *check_step(lua_State *L, int spec, step_info *in, const char *sou
 
     int rt = pb_field_push(L, spec, "run");
     if (rt != LUA_TNIL && rt != LUA_TFUNCTION)
-        pb_problem(problems, s.file, s.line, "field 'run' of %s must be a function (run = function(ctx) ... end), not %s",
+        pb_problem(problems, s.file, pb_site_line(&s, "run"), "field 'run' of %s must be a function (run = function(ctx) ... end), not %s",
                    owner, pb_type_phrase(L, -1));
     lua_pop(L, 1);
     if (rt == LUA_TNIL && has_manual == 0)
@@ -351,12 +353,12 @@ static json_t *check_step(lua_State *L, int spec, step_info *in, const char *sou
 
     int wt = pb_field_push(L, spec, "when");
     if (wt != LUA_TNIL && wt != LUA_TFUNCTION && wt != LUA_TBOOLEAN)
-        pb_problem(problems, s.file, s.line, "field 'when' of %s must be a function(ctx) or a boolean, not %s",
+        pb_problem(problems, s.file, pb_site_line(&s, "when"), "field 'when' of %s must be a function(ctx) or a boolean, not %s",
                    owner, pb_type_phrase(L, -1));
     lua_pop(L, 1);
     int rb = pb_field_push(L, spec, "rollback");
     if (rb != LUA_TNIL && rb != LUA_TFUNCTION)
-        pb_problem(problems, s.file, s.line, "field 'rollback' of %s must be a function(ctx), not %s",
+        pb_problem(problems, s.file, pb_site_line(&s, "rollback"), "field 'rollback' of %s must be a function(ctx), not %s",
                    owner, pb_type_phrase(L, -1));
     lua_pop(L, 1);
 
@@ -401,6 +403,25 @@ static json_t *check_step(lua_State *L, int spec, step_info *in, const char *sou
     json_object_set_new(j, "line", json_integer(in->line));
     json_object_set_new(j, "source", jstr(source ? source : "playbook"));
     return j;
+}
+
+/* The line of field key of the step in (its step line when not found). */
+static int field_line(lua_State *L, const step_info *in, const char *key)
+{
+    pb_site s = {L, NULL, in->file, in->line, NULL, "step", in->id, {NULL}, 0};
+    return pb_site_line(&s, key);
+}
+
+/* Moves the problems added since index `before` to the line of field key
+ * (the text is read only when there is something to report). */
+static void move_since(json_t *problems, size_t before, lua_State *L, const step_info *in,
+                       const char *key)
+{
+    if (json_array_size(problems) <= before)
+        return;
+    int line = field_line(L, in, key);
+    for (size_t i = before; i < json_array_size(problems); i++)
+        json_object_set_new(json_array_get(problems, i), "line", json_integer(line));
 }
 
 /* fns[id] = { run =, when =, rollback =, drill = } [-0, +0, m] */
@@ -486,7 +507,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
             if (phases_declared && phase_index(phases, in->explicit_phase) < 0) {
                 char hint[128];
                 pb_suggest(hint, sizeof hint, in->explicit_phase, phase_list, '\'');
-                pb_problem(problems, in->file, in->line,
+                pb_problem(problems, in->file, field_line(L, in, "phase"),
                            "phase '%.64s' of step \"%s\" is not one of the playbook's phases%s",
                            in->explicit_phase, in->id, hint);
                 continue;
@@ -503,7 +524,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
         if (idx < prev_idx && l->v[prev_i].source && !l->v[i].source) {
             /* an attached step in a later phase than where it was put: the
              * attach file is what is wrong, not the playbook's next step */
-            pb_problem(problems, info[prev_i].file, info[prev_i].line,
+            pb_problem(problems, info[prev_i].file, field_line(L, &info[prev_i], "phase"),
                        "attached step \"%s\" is in phase '%s', but the playbook's step \"%s\" after it "
                        "(%s:%d) is in the earlier phase '%s' (phases must not go backwards: leave out "
                        "`phase` to take the phase where it is attached, or attach it in phase '%s')",
@@ -513,7 +534,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
             prev_step = in->id;
             prev_i = i;
         } else if (idx < prev_idx)
-            pb_problem(problems, in->file, in->line,
+            pb_problem(problems, in->file, field_line(L, in, "phase"),
                        "step \"%s\" is in phase '%s', which comes before phase '%s' of the earlier "
                        "step \"%s\" (phases must not go backwards)",
                        in->id, eff, json_string_value(json_array_get(phases, (size_t)prev_idx)),
@@ -533,7 +554,7 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
         const char *of = in->on_failure;
         if (strcmp(of, "abort") != 0 && strcmp(of, "continue") != 0 && strcmp(of, "escalate") != 0) {
             if (strcmp(of, in->id) == 0) {
-                pb_problem(problems, in->file, in->line,
+                pb_problem(problems, in->file, field_line(L, in, "on_failure"),
                            "on_failure of step \"%s\" names the step itself (use retries to repeat it)",
                            in->id);
             } else {
@@ -548,17 +569,21 @@ json_t *pb_validate_steps(lua_State *L, pb_list *l, json_t *phases, int phases_d
                     char hint[128] = "";
                     if (best)
                         snprintf(hint, sizeof hint, " (did you mean \"%s\"?)", best);
-                    pb_problem(problems, in->file, in->line,
+                    pb_problem(problems, in->file, field_line(L, in, "on_failure"),
                                "on_failure of step \"%s\" is \"%.64s\": not abort, continue, escalate "
                                "or the id of a step%s",
                                in->id, of, hint);
                 }
             }
         }
+        size_t before = json_array_size(problems);
         pb_check_templates(problems, in->file, in->line, in->title, "title", in->id, inputs, ids);
-        if (in->manual)
-            pb_check_templates(problems, in->file, in->line, in->manual, "manual", in->id, inputs,
-                               ids);
+        move_since(problems, before, L, in, "title");
+        if (in->manual) {
+            before = json_array_size(problems);
+            pb_check_templates(problems, in->file, in->line, in->manual, "manual", in->id, inputs, ids);
+            move_since(problems, before, L, in, "manual");
+        }
     }
     free(ids);
     free(phase_list);

@@ -1,7 +1,8 @@
 /*
- * loader_template.c — {{name}} templates in step titles and manual text:
- * the load-time check (every name is an input or steps.ID.status /
- * steps.ID.result[.FIELD...] of a known step) and the prepare-time renderer.
+ * loader_template.c — {{name}} templates in step titles and manual text,
+ * and in the playbook's title (inputs only: no step has run when it is
+ * shown): the load-time check (every name is an input or steps.ID.status /
+ * steps.ID.result[.FIELD...] of a known step) and the renderer.
  * Depends on: jansson, loader.h, util.h.
  */
 #include "loader.h"
@@ -65,7 +66,8 @@ typedef struct {
     json_t *problems;
     const char *file;
     int line;
-    const char *what, *step_id;
+    const char *what, *step_id; /* step_id NULL: the playbook's title */
+    const char *owner;          /* "step \"isolate\"" or "playbook" */
     const json_t *inputs;
     const char *const *step_ids;
 } check_ud;
@@ -75,6 +77,13 @@ static void check_name(const char *name, size_t len, void *ud)
     check_ud *c = ud;
     char buf[160];
     snprintf(buf, sizeof buf, "%.*s", (int)(len < 150 ? len : 150), name);
+    if (strncmp(buf, "steps.", 6) == 0 && !c->step_id) {
+        pb_problem(c->problems, c->file, c->line,
+                   "template {{%s}} in title of playbook: only inputs can be used there (no step has "
+                   "run when the title is shown)",
+                   buf);
+        return;
+    }
     if (strncmp(buf, "steps.", 6) == 0) {
         const char *rest = buf + 6;
         size_t n = match_step_id(rest, strlen(rest), c->step_ids);
@@ -116,8 +125,8 @@ static void check_name(const char *name, size_t len, void *ud)
     if (best)
         snprintf(hint, sizeof hint, " (did you mean {{%s}}?)", best);
     pb_problem(c->problems, c->file, c->line,
-               "unknown template {{%s}} in %s of step \"%s\": not an input of the playbook%s", buf,
-               c->what, c->step_id, hint);
+               "unknown template {{%s}} in %s of %s: not an input of the playbook%s", buf, c->what,
+               c->owner, hint);
     free(names);
 }
 
@@ -125,10 +134,12 @@ void pb_check_templates(json_t *problems, const char *file, int line, const char
                         const char *what, const char *step_id, const json_t *inputs,
                         const char *const *step_ids)
 {
-    check_ud c = {problems, file, line, what, step_id, inputs, step_ids};
+    char owner[96] = "playbook";
+    if (step_id)
+        snprintf(owner, sizeof owner, "step \"%.64s\"", step_id);
+    check_ud c = {problems, file, line, what, step_id, owner, inputs, step_ids};
     if (scan(text, NULL, check_name, &c) < 0)
-        pb_problem(problems, file, line, "%s of step \"%s\" has a '{{' without its closing '}}'",
-                   what, step_id);
+        pb_problem(problems, file, line, "%s of %s has a '{{' without its closing '}}'", what, owner);
 }
 
 /* ---------------------------------------------------------------- render */

@@ -53,8 +53,9 @@ static json_t *check_inputs(pb_site *s, int t)
         return out;
     }
     int in = lua_gettop(L);
+    pb_site ins = pb_site_sub(s, "inputs", "inputs");
     if (!lua_istable(L, in)) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, "inputs"),
                    "field 'inputs' of playbook must be a table (inputs = { host = { required = true "
                    "} }), not %s",
                    pb_type_phrase(L, in));
@@ -64,7 +65,7 @@ static json_t *check_inputs(pb_site *s, int t)
     lua_pushnil(L);
     while (lua_next(L, in)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, "inputs"),
                        "field 'inputs' of playbook must map input names to tables, found a key that is %s",
                        pb_type_phrase(L, -2));
             lua_pop(L, 1);
@@ -74,13 +75,13 @@ static json_t *check_inputs(pb_site *s, int t)
         char owner[128];
         snprintf(owner, sizeof owner, "input '%.64s'", name);
         if (!lua_istable(L, -1)) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&ins, name),
                        "input '%.64s' must be a table ({ required = true, doc = \"...\" }), not %s",
                        name, pb_type_phrase(L, -1));
             lua_pop(L, 1);
             continue;
         }
-        pb_site is = {L, s->problems, s->file, s->line, owner};
+        pb_site is = pb_site_sub(&ins, name, owner);
         int spec = lua_gettop(L);
         pb_check_unknown(&is, spec, input_fields);
         int required = 0;
@@ -99,7 +100,7 @@ static json_t *check_inputs(pb_site *s, int t)
                 snprintf(num, sizeof num, "%.14g", (double)lua_tonumber(L, -1));
             def = json_string(num);
         } else if (dt != LUA_TNIL) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&is, "default"),
                        "field 'default' of input '%.64s' must be a string or a number, not %s", name,
                        pb_type_phrase(L, -1));
         }
@@ -123,8 +124,9 @@ static json_t *check_objectives(pb_site *s, int t)
         return out;
     }
     int ob = lua_gettop(L);
+    pb_site os = pb_site_sub(s, "objectives", "objectives");
     if (!lua_istable(L, ob)) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, "objectives"),
                    "field 'objectives' of playbook must be a table (objectives = { contain_within = "
                    "\"30m\" }), not %s",
                    pb_type_phrase(L, ob));
@@ -135,11 +137,11 @@ static json_t *check_objectives(pb_site *s, int t)
     while (lua_next(L, ob)) {
         int64_t ms;
         if (lua_type(L, -2) != LUA_TSTRING) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, "objectives"),
                        "field 'objectives' of playbook must map names to durations, found a key that is %s",
                        pb_type_phrase(L, -2));
         } else if (pb_duration_at(L, -1, &ms) != 0) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&os, lua_tostring(L, -2)),
                        "objective '%.64s' must be a duration such as \"30m\" or a number of seconds, not %s",
                        lua_tostring(L, -2), pb_type_phrase(L, -1));
         } else {
@@ -161,8 +163,9 @@ static json_t *check_escalation(pb_site *s, int t)
         return out;
     }
     int es = lua_gettop(L);
+    pb_site ess = pb_site_sub(s, "escalation", "escalation");
     if (!lua_istable(L, es)) {
-        pb_problem(s->problems, s->file, s->line,
+        pb_problem(s->problems, s->file, pb_site_line(s, "escalation"),
                    "field 'escalation' of playbook must be a list of tiers ({ { notify = { \"slack-ir\" "
                    "} }, ... }), not %s",
                    pb_type_phrase(L, es));
@@ -172,13 +175,14 @@ static json_t *check_escalation(pb_site *s, int t)
     lua_Integer n = (lua_Integer)lua_rawlen(L, es);
     int64_t prev_after = 0;
     for (lua_Integer i = 1; i <= n; i++) {
-        char owner[64];
+        char owner[64], item[32];
         snprintf(owner, sizeof owner, "escalation tier %lld", (long long)i);
-        pb_site ts = {L, s->problems, s->file, s->line, owner};
+        snprintf(item, sizeof item, "#%lld", (long long)i);
+        pb_site ts = pb_site_sub(&ess, item, owner);
         lua_rawgeti(L, es, i);
         int tier = lua_gettop(L);
         if (!lua_istable(L, tier)) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&ts, NULL),
                        "escalation tier %lld must be a table ({ after = \"15m\", notify = { ... } }), not %s",
                        (long long)i, pb_type_phrase(L, tier));
             lua_pop(L, 1);
@@ -188,14 +192,14 @@ static json_t *check_escalation(pb_site *s, int t)
         int64_t after = 0;
         int r = pb_field_duration(&ts, tier, "after", &after);
         if (r == 0 && i > 1)
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&ts, NULL),
                        "escalation tier %lld needs 'after' (how long into the incident it starts)",
                        (long long)i);
         if (r == 1 && after < prev_after) {
             char a[32], b[32];
             sb_format_ms(after, a, sizeof a);
             sb_format_ms(prev_after, b, sizeof b);
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&ts, "after"),
                        "escalation tier %lld starts after %s, earlier than tier %lld (%s)",
                        (long long)i, a, (long long)i - 1, b);
         }
@@ -204,7 +208,7 @@ static json_t *check_escalation(pb_site *s, int t)
         json_t *notify = NULL;
         int nr = pb_field_string_list(&ts, tier, "notify", 0, &notify);
         if (nr == 0)
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(&ts, NULL),
                        "escalation tier %lld needs 'notify' (a list of notifier names)", (long long)i);
         json_array_append_new(out, json_pack("{s:I,s:I,s:o}", "tier", (json_int_t)i, "after_ms",
                                              (json_int_t)after,
@@ -215,7 +219,7 @@ static json_t *check_escalation(pb_site *s, int t)
     while (lua_next(L, es)) {
         lua_pop(L, 1);
         if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, "escalation"),
                        "field 'escalation' of playbook must be a list of tiers, not a table with named keys");
             lua_pop(L, 1);
             break;
@@ -237,15 +241,16 @@ static void collect_steps(pb_site *s, int t, pb_list *l)
         return;
     }
     if (type != LUA_TTABLE) {
-        pb_problem(s->problems, s->file, s->line, "field 'steps' of playbook must be a list of steps, not %s",
+        pb_problem(s->problems, s->file, pb_site_line(s, "steps"), "field 'steps' of playbook must be a list of steps, not %s",
                    pb_type_phrase(L, -1));
         lua_pop(L, 1);
         return;
     }
     int st = lua_gettop(L);
+    pb_site sts = pb_site_sub(s, "steps", "steps");
     lua_Integer n = (lua_Integer)lua_rawlen(L, st);
     if (n == 0)
-        pb_problem(s->problems, s->file, s->line, "field 'steps' of playbook must not be empty");
+        pb_problem(s->problems, s->file, pb_site_line(s, "steps"), "field 'steps' of playbook must not be empty");
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, st, i);
         int ok = 0;
@@ -255,7 +260,9 @@ static void collect_steps(pb_site *s, int t, pb_list *l)
             lua_pop(L, 2);
         }
         if (!ok) {
-            pb_problem(s->problems, s->file, s->line,
+            char item[32];
+            snprintf(item, sizeof item, "#%lld", (long long)i);
+            pb_problem(s->problems, s->file, pb_site_line(&sts, item),
                        "item %lld of field 'steps' of playbook is %s, not a step (write: step \"id\" { ... })",
                        (long long)i, lua_type(L, -1) == LUA_TFUNCTION
                                          ? "a function (step \"id\" without its { ... }?)"
@@ -271,7 +278,7 @@ static void collect_steps(pb_site *s, int t, pb_list *l)
     while (lua_next(L, st)) {
         lua_pop(L, 1);
         if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
-            pb_problem(s->problems, s->file, s->line,
+            pb_problem(s->problems, s->file, pb_site_line(s, "steps"),
                        "field 'steps' of playbook must be a list of steps, not a table with named keys");
             lua_pop(L, 1);
             break;
@@ -325,7 +332,7 @@ json_t *pb_validate(lua_State *L, int idx, int attach_idx, const pb_request *req
     int t = lua_gettop(L);
     const char *file = lua_tostring(L, t - 2);
     int line = (int)lua_tointeger(L, t - 1);
-    pb_site s = {L, problems, file ? file : req->file, line, "playbook"};
+    pb_site s = {L, problems, file ? file : req->file, line, "playbook", "playbook", NULL, {NULL}, 0};
 
     pb_check_unknown(&s, t, playbook_fields);
     const char *id = NULL, *title = NULL, *version = NULL, *severity = NULL, *description = NULL,
@@ -333,7 +340,7 @@ json_t *pb_validate(lua_State *L, int idx, int attach_idx, const pb_request *req
     if (pb_field_string(&s, t, "id", &id) == 0)
         pb_problem(problems, s.file, line, "field 'id' of playbook is required (id = \"ransomware\")");
     else if (id && !valid_id(id))
-        pb_problem(problems, s.file, line,
+        pb_problem(problems, s.file, pb_site_line(&s, "id"),
                    "field 'id' of playbook must be 1 to 64 letters, digits, '_', '.' or '-' starting "
                    "with a letter or digit, not \"%.64s\"",
                    id);
@@ -347,7 +354,7 @@ json_t *pb_validate(lua_State *L, int idx, int attach_idx, const pb_request *req
         if (!ok) {
             char hint[64];
             pb_suggest(hint, sizeof hint, severity, severities, '"');
-            pb_problem(problems, s.file, line,
+            pb_problem(problems, s.file, pb_site_line(&s, "severity"),
                        "field 'severity' of playbook must be one of info, low, medium, high, "
                        "critical, not \"%.32s\"%s",
                        severity, hint);
@@ -378,6 +385,15 @@ json_t *pb_validate(lua_State *L, int idx, int attach_idx, const pb_request *req
     lua_pop(L, 1);
 
     json_t *vars = check_vars(&s, inputs, req);
+    if (title && strstr(title, "{{")) {
+        size_t before = json_array_size(problems);
+        pb_check_templates(problems, s.file, line, title, "title", NULL, inputs, NULL);
+        if (json_array_size(problems) > before) {
+            int at = pb_site_line(&s, "title");
+            for (size_t i = before; i < json_array_size(problems); i++)
+                json_object_set_new(json_array_get(problems, i), "line", json_integer(at));
+        }
+    }
 
     json_t *outline = json_object();
     json_object_set_new(outline, "id", jstr_or_null(id ? id : ""));

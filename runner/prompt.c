@@ -92,7 +92,9 @@ int eng_pause(eng_run *r, const char *step)
         char *word, *note;
         split_answer(line, &word, &note);
         if (!strcmp(word, "note") && note) {
-            eng_record(r, "operator.note", step, r->operator_name, json_pack("{s:s}", "note", note));
+            json_t *data = json_pack("{s:s}", "note", note);
+            eng_mark_cut(data, tm_last_cut());
+            eng_record(r, "operator.note", step, r->operator_name, data);
             tm_line(TM_DIM, "      noted.");
         } else if (!strcmp(word, "resume") || !strcmp(word, "r") || !strcmp(word, "continue")) {
             free(line);
@@ -136,8 +138,11 @@ static int read_choice(eng_run *r, const char *step, const char *prompt, const c
             continue;
         }
         if (strcmp(word, "note") == 0) {
-            if (note)
-                eng_record(r, "operator.note", step, r->operator_name, json_pack("{s:s}", "note", note));
+            if (note) {
+                json_t *data = json_pack("{s:s}", "note", note);
+                eng_mark_cut(data, tm_last_cut());
+                eng_record(r, "operator.note", step, r->operator_name, data);
+            }
             tm_line(TM_DIM, "      noted.");
             free(line);
             continue;
@@ -145,6 +150,7 @@ static int read_choice(eng_run *r, const char *step, const char *prompt, const c
         for (int g = 0; groups[g]; g++)
             if (one_of(word, groups[g])) {
                 *note_out = note ? ut_xstrdup(note) : NULL;
+                r->answer_cut = tm_last_cut();
                 free(line);
                 return g;
             }
@@ -155,9 +161,18 @@ static int read_choice(eng_run *r, const char *step, const char *prompt, const c
     }
 }
 
+void eng_mark_cut(json_t *data, size_t full_len)
+{
+    if (!full_len)
+        return;
+    json_object_set_new(data, "truncated", json_true());
+    json_object_set_new(data, "original_bytes", json_integer((json_int_t)full_len));
+}
+
 eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
 {
     *note = NULL;
+    r->answer_cut = 0;
     static const char *const done[] = {"done", "d", "ok", "yes", "y", NULL};
     static const char *const failed[] = {"failed", "fail", "f", NULL};
     static const char *const skip[] = {"skip", "s", NULL};
@@ -186,6 +201,7 @@ eng_answer eng_ask_manual(eng_run *r, const char *step, char **note)
 int eng_ask_approval(eng_run *r, const char *step, const char *role, char **note)
 {
     *note = NULL;
+    r->answer_cut = 0;
     static const char *const approve[] = {"approve", "approved", "a", "yes", "y", "grant", NULL};
     static const char *const deny[] = {"deny", "denied", "no", "n", "reject", NULL};
     static const char *const *const groups[] = {approve, deny, NULL};

@@ -26,6 +26,8 @@ static int g_armed;
 static int g_where;
 static int64_t g_deadline_mono;
 static char g_msg[256];
+static const char *g_top_whose; /* a top-level deadline: the kind of file, else NULL */
+static int64_t g_top_ms;
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
@@ -114,6 +116,7 @@ static void set_timer(int64_t ms)
 void sb_deadline_arm(sb_state *s, int64_t ms, const char *msg, int where)
 {
     sb_deadline_disarm(s);
+    g_top_whose = NULL;
     if (ms <= 0)
         return;
     install_handler();
@@ -123,6 +126,35 @@ void sb_deadline_arm(sb_state *s, int64_t ms, const char *msg, int where)
     g_deadline_mono = ut_mono_ms() + ms;
     g_armed = 1;
     set_timer(ms);
+}
+
+static void top_level_message(const char *whose, int64_t ms)
+{
+    char limit[32];
+    sb_format_ms(ms, limit, sizeof limit);
+    snprintf(g_msg, sizeof g_msg, "the %s's top-level code ran longer than %s", whose, limit);
+}
+
+void sb_deadline_arm_top_level(sb_state *s, int64_t ms, const char *whose)
+{
+    top_level_message(whose, ms);
+    char msg[sizeof g_msg];
+    memcpy(msg, g_msg, sizeof msg);
+    sb_deadline_arm(s, ms, msg, 1);
+    if (ms > 0) {
+        g_top_whose = whose;
+        g_top_ms = ms;
+    }
+}
+
+const char *sb_deadline_top_level(const char *whose)
+{
+    if (!g_armed || !g_top_whose || !whose)
+        return NULL;
+    const char *prev = g_top_whose;
+    g_top_whose = whose;
+    top_level_message(whose, g_top_ms);
+    return prev;
 }
 
 void sb_deadline_disarm(sb_state *s)

@@ -212,7 +212,11 @@ static int sb_require(lua_State *L)
     lua_setfield(L, 2, name);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 4);
+    /* at load, a plugin's own top-level code is what may run too long */
+    const char *whose = sb_deadline_top_level("plugin");
     int rc = lua_pcall(L, 2, 1, 0);
+    if (!sb_deadline_expired()) /* expired in the plugin: its message stays */
+        sb_deadline_top_level(whose);
     if (rc != LUA_OK) {
         /* forget the half-loaded plugin, then raise the same error */
         lua_pushnil(L);

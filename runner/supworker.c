@@ -75,6 +75,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = suggested;
 }
 
+static void deadline_cb(uv_timer_t *t);
+
 static void handle_message(sw_worker *w, json_t *msg)
 {
     const char *t = pr_str(msg, "t");
@@ -93,6 +95,14 @@ static void handle_message(sw_worker *w, json_t *msg)
         if (!w->calls)
             w->calls = json_array();
         json_array_append(w->calls, msg);
+        return;
+    }
+    if (t && strcmp(t, "loading") == 0) {
+        /* each file of a load has its own time: the deadline starts again */
+        snprintf(w->loading_file, sizeof w->loading_file, "%s", pr_str(msg, "file") ? pr_str(msg, "file") : "?");
+        snprintf(w->loading_kind, sizeof w->loading_kind, "%s", pr_str(msg, "kind") ? pr_str(msg, "kind") : "file");
+        if (w->request_hard_ms > 0 && w->deadline_init && uv_is_active((uv_handle_t *)&w->deadline))
+            uv_timer_start(&w->deadline, deadline_cb, (uint64_t)w->request_hard_ms, 0);
         return;
     }
     if (w->answer) {
@@ -279,6 +289,8 @@ int sw_request(sw_worker *w, const json_t *req, int64_t hard_deadline_ms, volati
         mark_dead(w, "the worker is not running");
         return -1;
     }
+    w->request_hard_ms = hard_deadline_ms;
+    w->loading_file[0] = w->loading_kind[0] = '\0';
     if (hard_deadline_ms > 0)
         uv_timer_start(&w->deadline, deadline_cb, (uint64_t)hard_deadline_ms, 0);
     while (!w->answer && !w->dead && !(stop && *stop)) {

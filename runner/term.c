@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,16 @@ static int use_color;
 static int drill_mode;
 static int quiet;
 static ut_buf pending;      /* bytes read from stdin not yet consumed */
+static size_t partial_len;  /* bytes of pending's last, unfinished line */
+static int dropping;        /* the unfinished line is over TM_LINE_MAX: dropping until '\n' */
+static uint64_t lines_in, lines_out; /* lines finished in pending / taken from it */
+/* The lines in pending that were cut: their number and full length. */
+static struct cut_line {
+    uint64_t line;
+    size_t full_len;
+} *cuts;
+static size_t ncuts;
+static size_t last_cut;     /* full length of the line returned last, when cut */
 static int stdin_eof;
 static uv_poll_t stdin_poll;
 static int poll_init;
@@ -180,6 +191,53 @@ void tm_warn(const char *fmt, ...)
     ut_buf_free(&b);
 }
 
+/* Appends what was read to pending, keeping at most TM_LINE_MAX bytes of
+ * each line: the rest is counted, not kept. */
+static void absorb(const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t seg = nl ? (size_t)(nl - p) : n; /* of the unfinished line */
+        size_t room = TM_LINE_MAX - partial_len;
+        size_t keep = seg < room ? seg : room;
+        ut_buf_append(&pending, p, keep);
+        partial_len += keep;
+        if (seg > keep) {
+            if (!dropping) {
+                cuts = ut_xrealloc(cuts, (ncuts + 1) * sizeof *cuts);
+                cuts[ncuts].line = lines_in;
+                cuts[ncuts].full_len = partial_len;
+                ncuts++;
+                dropping = 1;
+            }
+            cuts[ncuts - 1].full_len += seg - keep;
+        }
+        if (!nl)
+            return;
+        ut_buf_append(&pending, "\n", 1);
+        partial_len = 0;
+        dropping = 0;
+        lines_in++;
+        p += seg + 1;
+        n -= seg + 1;
+    }
+}
+
+/* n without a trailing incomplete UTF-8 sequence of s[0..n). */
+static size_t utf8_boundary(const char *s, size_t n)
+{
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return n;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+    return back + 1 < want ? i - 1 : n;
+}
+
 /* Takes one whole line out of `pending`, if there is one. */
 static char *take_line(int at_eof)
 {
@@ -191,7 +249,14 @@ static char *take_line(int at_eof)
         n = pending.len;
     else
         return NULL;
-    size_t start = 0, end = n;
+    last_cut = 0;
+    if (ncuts && cuts[0].line == lines_out) {
+        last_cut = cuts[0].full_len;
+        memmove(cuts, cuts + 1, (ncuts - 1) * sizeof *cuts);
+        ncuts--;
+    }
+    lines_out++;
+    size_t start = 0, end = last_cut ? utf8_boundary(pending.data, n) : n;
     while (start < end && (pending.data[start] == ' ' || pending.data[start] == '\t'))
         start++;
     while (end > start && (pending.data[end - 1] == ' ' || pending.data[end - 1] == '\t' ||
@@ -203,6 +268,11 @@ static char *take_line(int at_eof)
     size_t consumed = nl ? n + 1 : n;
     memmove(pending.data, pending.data + consumed, pending.len - consumed);
     pending.len -= consumed;
+    if (!nl) { /* the unfinished last line, at the end of input */
+        partial_len = 0;
+        dropping = 0;
+        lines_in = lines_out;
+    }
     pending.data[pending.len] = '\0';
     return line;
 }
@@ -212,7 +282,7 @@ static void read_some(void)
     char chunk[4096];
     ssize_t got = read(0, chunk, sizeof chunk);
     if (got > 0)
-        ut_buf_append(&pending, chunk, (size_t)got);
+        absorb(chunk, (size_t)got);
     else if (got == 0 || (errno != EINTR && errno != EAGAIN))
         stdin_eof = 1;
 }
@@ -254,6 +324,11 @@ static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop)
             restore_prompt();
             if (!isatty(0))
                 printf("%s\n", got); /* echo scripted answers so the transcript reads right */
+            if (last_cut)
+                tm_line(TM_YELLOW,
+                        "      that line was %zu bytes long: only its first %zu bytes are kept (an answer "
+                        "or a note is at most %d KiB)",
+                        last_cut, strlen(got), TM_LINE_MAX / 1024);
             *line = got;
             return 0;
         }
@@ -283,6 +358,11 @@ static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop)
     }
 }
 
+size_t tm_last_cut(void)
+{
+    return last_cut;
+}
+
 void tm_shutdown(void)
 {
     if (poll_init) {
@@ -290,4 +370,9 @@ void tm_shutdown(void)
         poll_init = 0;
     }
     ut_buf_free(&pending);
+    free(cuts);
+    cuts = NULL;
+    ncuts = 0;
+    partial_len = 0;
+    dropping = 0;
 }

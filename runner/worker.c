@@ -160,6 +160,14 @@ static void reply_invalid(wk_state *w, const char *file, const char *msg)
     send_msg(w, json_pack("{s:s,s:o}", "t", "invalid", "errors", errs));
 }
 
+/* Tells the supervisor which file's top-level code runs now: it restarts
+ * its hard deadline for the file and names it if the worker must be killed. */
+static void on_file(void *ud, const char *path, const char *kind)
+{
+    send_msg(ud, json_pack("{s:s,s:o,s:s}", "t", "loading", "file", lj_string(path, strlen(path)),
+                           "kind", kind));
+}
+
 static void handle_load(wk_state *w, const json_t *msg)
 {
     drop_playbook(w);
@@ -195,6 +203,8 @@ static void handle_load(wk_state *w, const json_t *msg)
         .plugins = json_object_get(msg, "plugins"),
         .check = pr_bool(msg, "check", 0),
         .timeout_ms = pr_int(msg, "timeout_ms", PB_LOAD_TIMEOUT_MS),
+        .on_file = on_file,
+        .on_file_ud = w,
     };
     if (!json_is_object(req.vars))
         req.vars = NULL;

@@ -145,6 +145,25 @@ def test_when_stuck_inside_c_is_killed_within_its_5s(env):
     check(env.record("step.succeeded", "after")["data"]["result"] == {"evil": "failed"}, "next step ran")
 
 
+def test_top_level_stuck_inside_c_is_killed_within_its_5s(env):
+    stuck = 'local found = string.find(string.rep("a", 40000), ".-.-.-.-.-b")\n'
+    pb = env.write("pb.lua", stuck + 'return playbook { id = "t", title = "T", steps = {\n'
+                   '  step "a" { run = function(ctx) ctx.log("RAN") end } } }\n')
+    r = env.run(pb)
+    check(r.code == 65, "a playbook that cannot load is bad input", r)
+    check(pb + ":1: the playbook's top-level code did not finish within 5s (stuck inside a C function"
+          in r.err, "the message names the file, line 1 and the 5 s", r)
+    check(5.0 <= r.elapsed <= 6.5 * SLACK, "killed at 5 s + 0.5 s, not later", r)
+    check("RAN" not in r.out and not os.path.exists(env.journal_path()), "nothing ran", r)
+    # an attach file stuck the same way is named as the attach file
+    ok = env.playbook('step "a" { run = function(ctx) ctx.log("RAN") end },', name="ok.lua")
+    att = env.write("att.lua", stuck + 'return attach { after = "a", step "b" { manual = "x" } }\n')
+    r = env.irp("check", ok, "--attach", att)
+    check(r.code == 65 and att + ":1: the attach file's top-level code did not finish within 5s" in r.err,
+          "the attach file is named", r)
+    check(r.elapsed <= 6.5 * SLACK, "killed at 5 s + 0.5 s", r)
+
+
 def test_thirty_megabyte_log_message(env):
     r = env.run(hostile(env, 'ctx.log(string.rep("y", 30 * 1024 * 1024)) error("logged")', timeout="20s"))
     assert_contained(env, r, ["logged"])
@@ -240,3 +259,92 @@ def test_secret_never_leaks(env):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 check(canary.encode() not in f.read(), "secret on disk in %s" % name)
+
+
+def test_secret_as_exec_stdin(env):
+    """A secret handle given as stdin reaches the program (the safe way to hand it a password)
+    and nothing else: not the journal, the screen, the worker or the reply's record."""
+    canary = "canary-STDIN-secret-4b3a2c"
+    outdir = env.write("out/.keep", "")
+    got = os.path.join(os.path.dirname(outdir), "got.txt")
+    pb = env.playbook('''
+        step "feed" { run = function(ctx)
+            local s = ctx.secret("IRP_TEST_PASSWORD")
+            ctx.exec{ "sh", "-c", 'cat > "$1"', "sh", "%s", stdin = s }
+            local r = ctx.exec{ "sh", "-c", 'read x; echo "got ${#x} chars"; echo "$x"', stdin = s }
+            return { out = r.stdout, worker_saw = r.stdout:find("4b3a2c", 1, true) ~= nil }
+          end },
+        step "badtype" { on_failure = "continue", run = function(ctx) ctx.exec{ "cat", stdin = 5 } end },
+        step "unset" { on_failure = "continue",
+          run = function(ctx) ctx.exec{ "cat", stdin = ctx.secret("IRP_TEST_UNSET_PW") } end },
+    ''' % got)
+    r = env.run(pb, env={"IRP_TEST_PASSWORD": canary})
+    check(r.code == 0, "the run succeeds", r)
+    with open(got) as f:
+        check(f.read() == canary, "the program received the secret's value on stdin")
+    os.remove(got)
+    res = env.record("step.succeeded", "feed")["data"]["result"]
+    check(res["worker_saw"] is False, "the worker's reply has the value redacted")
+    out = res["out"]
+    check(out.startswith("got %d chars\n" % len(canary)), "read by the shell: %r" % out)
+    check("[secret IRP_TEST_PASSWORD]" in out, "echoed back: redacted %r" % out)
+    check("must be a string or a secret, not number" in env.record("step.failed", "badtype")["data"]["reason"],
+          "another type is refused")
+    check("IRP_TEST_UNSET_PW" in env.record("step.failed", "unset")["data"]["reason"],
+          "an unset secret fails the step by name")
+    check(canary not in r.out and canary not in r.err, "secret on screen", r)
+    for root, _, files in os.walk(env.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                check(canary.encode() not in f.read(), "secret on disk in %s" % name)
+    # a drill accepts the handle and writes nothing
+    r = env.drill(pb, "--run-id", "d1", env={"IRP_TEST_PASSWORD": canary})
+    check(r.code == 0 and not os.path.exists(got), "a drill simulates it", r)
+
+
+def test_huge_operator_lines_are_cut(env):
+    """A pasted 48 MB line is cut at 4 KiB (on a character boundary), said so to the
+    operator and journaled as truncated; irp never holds the whole line."""
+    pb = env.playbook('''
+        step "m1" { manual = "first" },
+        step "m2" { manual = "second" },
+        step "m3" { manual = "third" },
+    ''')
+    p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state, "--run-id", "r1"], cwd=env.dir,
+                         env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    note = ("note: " + "x" + "é" * (24 << 20) + "\n").encode()
+    p.stdin.write(note)
+    p.stdin.write(("done: " + "ab" * 5000 + "\n").encode())
+    p.stdin.flush()
+    deadline = time.monotonic() + 30 * SLACK
+    while time.monotonic() < deadline:
+        if os.path.exists(env.journal_path()):
+            with open(env.journal_path(), "rb") as f:
+                if any(b'"step.started"' in l and b'"step":"m2"' in l for l in f.read().split(b"\n")):
+                    break
+        time.sleep(0.05)
+    with open("/proc/%d/status" % p.pid) as f:
+        peak_kb = int([l for l in f if l.startswith("VmHWM:")][0].split()[1])
+    p.stdin.write(b"done\n")
+    p.stdin.write(("note: " + "z" * 10000 + "\n").encode())  # input ends inside m3: a cut line at EOF too
+    p.stdin.close()
+    p.stdin = None
+    out, err = p.communicate(timeout=30 * SLACK)
+    check(p.returncode == 75, "the run stops as interrupted at m3: %s\n%s" % (p.returncode, err[-2000:]))
+    check(peak_kb < 40 * 1024, "the supervisor peaked at %d KiB reading a 48 MB line" % peak_kb)
+    check(len(out) < 64 * 1024, "the screen shows the cut lines only: %d bytes" % len(out))
+    text = out.decode()
+    check("only its first" in text and "at most 4 KiB" in text, "the operator is told", text[-3000:])
+    rec = env.record("operator.note", "m1")["data"]
+    check(rec.get("truncated") is True and rec["original_bytes"] == len(note) - 1 - len("note: ") + 6,
+          "the note is journaled as truncated: %r" % {k: v for k, v in rec.items() if k != "note"})
+    n = rec["note"].encode()
+    check(len(n) <= 4096 and rec["note"].startswith("x") and set(rec["note"][1:]) == {"é"},
+          "the note is cut on a character boundary: %d bytes, %r" % (len(n), rec["note"][-4:]))
+    ans = env.record("manual.answered", "m1")["data"]
+    check(ans.get("truncated") is True and len(ans["note"]) <= 4096 and ans["original_bytes"] == 10006,
+          "the answer's note too: %r" % {k: v for k, v in ans.items() if k != "note"})
+    check("truncated" not in env.record("manual.answered", "m2")["data"], "a short answer is whole")
+    notes = [r for r in env.journal() if r["type"] == "operator.note" and r.get("step") == "m3"]
+    check(notes and notes[0]["data"].get("truncated") is True, "a cut line at the end of input: %r" % notes)

@@ -59,3 +59,13 @@ def test_run_id_reuse_refused(env):
     check(env.run(pb).code == 0, "first run")
     r = env.run(pb)
     check(r.code == 64 and "already exists" in r.err, "second run with the same id refused", r)
+
+
+def test_list_of_a_missing_directory_names_it(env):
+    missing = os.path.join(env.dir, "nonexistent")
+    r = env.irp("list", missing)
+    check(r.code == 65 and r.err.strip() == "irp list: %s: No such file or directory" % missing,
+          "the path and the cause", r)
+    f = env.write("file.lua", "return 1\n")
+    r = env.irp("list", f)
+    check(r.code == 65 and r.err.strip() == "irp list: %s: Not a directory" % f, "a file is not a directory", r)

@@ -278,3 +278,30 @@ def test_breached_objective_escalates(env):
     check(r.code == 0, "drill", r)
     esc = [x for x in env.journal() if x["type"] == "escalation.triggered"]
     check(any("objective contain_within" in x["data"]["reason"] for x in esc), "breach escalated: %r" % esc)
+
+
+def test_playbook_title_is_templated_with_the_inputs(env):
+    pb = env.write("pb.lua", '''
+        return playbook { id = "t", title = "P1 {{host}} ({{ region }})",
+          inputs = { host = { required = true }, region = { default = "eu-west" } },
+          escalation = { { notify = { "stdout" } } },
+          steps = { step "a" { run = function(ctx) end } } }
+    ''')
+    r = env.run(pb, "-v", "host=web-07")
+    check(r.code == 0, "run succeeds", r)
+    check("== P1 web-07 (eu-west) (t)" in r.out and "{{" not in r.out, "the run header is rendered", r)
+    check("[tier 1] P1 web-07 (eu-west): run started" in r.out, "so is the notification", r)
+    check(env.record("run.started")["data"]["playbook"]["title"] == "P1 web-07 (eu-west)", "and the record")
+    r = env.irp("show", pb)
+    check("P1 {{host}} ({{ region }})" in r.out, "irp show prints the title as written", r)
+    bad = env.write("bad.lua", '''
+        return playbook { id = "t",
+          title = "P1 {{hots}} {{steps.a.status}}",
+          inputs = { host = { required = true } },
+          steps = { step "a" { run = function(ctx) end } } }
+    ''')
+    r = env.irp("check", bad)
+    check(r.code == 65 and bad + ":3: unknown template {{hots}} in title of playbook: not an input of the "
+          "playbook (did you mean {{host}}?)" in r.err, "an unknown input in the title is an error", r)
+    check(bad + ":3: template {{steps.a.status}} in title of playbook: only inputs" in r.err,
+          "steps cannot be named in the title", r)

@@ -28,7 +28,7 @@ def test_not_returning_a_playbook(env):
 
 def test_unknown_field_suggests(env):
     bad(env, 'return playbook {\n  id = "x", title = "X", serverity = "high",\n  steps = {\n    step "a" { retires = 3, run = function(ctx) end },\n  },\n}\n',
-        "bad.lua:1:", "serverity", "severity", "bad.lua:4:", "retires", "retries")
+        "bad.lua:2: unknown field 'serverity'", "severity", "bad.lua:4:", "retires", "retries")
 
 
 def test_wrong_types_duplicates_and_jumps(env):

@@ -12,6 +12,7 @@
 
 #include "ctx.h"
 #include "loader.h"
+#include "loader_internal.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -225,13 +226,13 @@ static void test_playbook_fields(void **state)
                   " tags = 'x', phases = { 'a', 'a' }, " ONE_STEP " }",
                   NULL,
                   (const char *const[]){
-                      "D/pb.lua:1: unknown field 'serverity' in playbook (did you mean 'severity'?)",
-                      "D/pb.lua:1: field 'severity' of playbook must be one of info, low, medium, high, "
+                      "D/pb.lua:2: unknown field 'serverity' in playbook (did you mean 'severity'?)",
+                      "D/pb.lua:2: field 'severity' of playbook must be one of info, low, medium, high, "
                       "critical, not \"urgent\"",
-                      "D/pb.lua:1: field 'id' of playbook must be 1 to 64 letters",
+                      "D/pb.lua:2: field 'id' of playbook must be 1 to 64 letters",
                       "D/pb.lua:1: field 'title' of playbook is required",
-                      "D/pb.lua:1: field 'tags' of playbook must be a list of strings, not a string",
-                      "D/pb.lua:1: field 'phases' of playbook lists 'a' twice", NULL});
+                      "D/pb.lua:3: field 'tags' of playbook must be a list of strings, not a string",
+                      "D/pb.lua:3: field 'phases' of playbook lists 'a' twice", NULL});
     expect_errors("return playbook { title = 'T', steps = {} }", NULL,
                   (const char *const[]){"D/pb.lua:1: field 'id' of playbook is required",
                                         "D/pb.lua:1: field 'steps' of playbook must not be empty", NULL});
@@ -245,12 +246,12 @@ static void test_playbook_fields(void **state)
                   " objectives = { x = 'soon' }, inputs = { h = { required = 'yes', dox = 1 } } }",
                   NULL,
                   (const char *const[]){
-                      "D/pb.lua:1: escalation tier 2 needs 'after'",
-                      "D/pb.lua:1: escalation tier 4 starts after 1m, earlier than tier 3 (5m)",
-                      "D/pb.lua:1: escalation tier 5 needs 'notify'",
-                      "D/pb.lua:1: objective 'x' must be a duration",
-                      "D/pb.lua:1: field 'required' of input 'h' must be a boolean (true or false), not a string",
-                      "D/pb.lua:1: unknown field 'dox' in input 'h' (did you mean 'doc'?)", NULL});
+                      "D/pb.lua:2: escalation tier 2 needs 'after'",
+                      "D/pb.lua:3: escalation tier 4 starts after 1m, earlier than tier 3 (5m)",
+                      "D/pb.lua:3: escalation tier 5 needs 'notify'",
+                      "D/pb.lua:4: objective 'x' must be a duration",
+                      "D/pb.lua:4: field 'required' of input 'h' must be a boolean (true or false), not a string",
+                      "D/pb.lua:4: unknown field 'dox' in input 'h' (did you mean 'doc'?)", NULL});
 }
 
 static void test_step_fields(void **state)
@@ -281,9 +282,9 @@ static void test_step_fields(void **state)
             "D/pb.lua:5: field 'retries' of step \"d\" must be an integer from 0 to 100, not 101",
             "D/pb.lua:5: field 'backoff' of step \"d\" must be a non-negative number of seconds, not -1",
             "D/pb.lua:5: field 'idempotent' of step \"d\" must be a boolean",
-            "D/pb.lua:5: field 'when' of step \"d\" must be a function(ctx) or a boolean, not a string",
-            "D/pb.lua:5: unknown field 'on_sucess' in notify of step \"d\" (did you mean 'on_success'?)",
-            "D/pb.lua:5: field 'drill' of step \"d\": drill.f: a function cannot be converted to JSON",
+            "D/pb.lua:6: field 'when' of step \"d\" must be a function(ctx) or a boolean, not a string",
+            "D/pb.lua:6: unknown field 'on_sucess' in notify of step \"d\" (did you mean 'on_success'?)",
+            "D/pb.lua:6: field 'drill' of step \"d\": drill.f: a function cannot be converted to JSON",
             "D/pb.lua:7: step id \"bad id\" is not valid", NULL});
 }
 
@@ -415,6 +416,12 @@ static void test_attach(void **state)
     r = load_ex("pb.lua", pb, NULL, 0, bad_names, bad3, NULL);
     assert_non_null(strstr(r.errors, "D/bad.lua:1: attach block needs exactly one of"));
     loaded_free(&r);
+    /* an attach file that loops is named as one, not as the playbook */
+    const char *bad4[] = {"local n = 0\nwhile true do n = n + 1 end\n", NULL};
+    r = load_ex("pb.lua", pb, NULL, 0, bad_names, bad4, NULL);
+    if (!strstr(r.errors, "D/bad.lua:2: the attach file's top-level code ran longer than 300ms"))
+        fail_msg("got %s", r.errors);
+    loaded_free(&r);
 }
 
 static void test_long_path(void **state)
@@ -447,6 +454,75 @@ static void test_render(void **state)
     json_decref(states);
 }
 
+
+/* A problem with a field is reported at the field's line, not at the line
+ * of `return playbook {` or `step "id" {`: comments, strings, function
+ * bodies and other tables that mention the same name are not the field. */
+static void test_field_lines(void **state)
+{
+    expect_errors(
+        "-- severity = 3 in a comment\n"                                     /* 1 */
+        "local doc = [[\n extra = 1 ]]\n"                                    /* 2-3 */
+        "return playbook {\n"                                                /* 4 */
+        "  id = 'x', title = 'T', --[[ extra = 2\n"                          /* 5 */
+        "  ]] inputs = { host = { doc = 'severity = 1',\n"                   /* 6 */
+        "      required = 'yes' }, ['my-in'] = { dox = 1 } },\n"             /* 7 */
+        "  extra = 1,\n"                                                     /* 8 */
+        "  severity = 3,\n"                                                  /* 9 */
+        "  escalation = { { notify = { 'a' } },\n"                           /* 10 */
+        "    { after = '1m',\n"                                              /* 11 */
+        "      notfy = {} } },\n"                                            /* 12 */
+        "  steps = {\n"                                                      /* 13 */
+        "    step 'a' { run = function(ctx) local t = { retries = 1 }, 2\n"  /* 14 */
+        "        retries = 4 end, title = 'retries = 1',\n"                  /* 15 */
+        "      retries = 'x' }, step 'b' { manual = 'm',\n"                  /* 16 */
+        "      tittle = 'b' },\n"                                            /* 17 */
+        "  },\n"                                                             /* 18 */
+        "}\n",
+        NULL,
+        (const char *const[]){
+            "D/pb.lua:7: field 'required' of input 'host' must be a boolean",
+            "D/pb.lua:7: unknown field 'dox' in input 'my-in'",
+            "D/pb.lua:8: unknown field 'extra' in playbook",
+            "D/pb.lua:9: field 'severity' of playbook must be a string, not a number",
+            "D/pb.lua:11: escalation tier 2 needs 'notify'",
+            "D/pb.lua:12: unknown field 'notfy' in escalation tier 2",
+            "D/pb.lua:16: field 'retries' of step \"a\" must be a non-negative integer, not a string",
+            "D/pb.lua:17: unknown field 'tittle' in step \"b\"", NULL});
+    /* a field that is not in the constructor (set from a variable, say)
+     * stays at the object's line */
+    expect_errors("local spec = { run = function() end, retries = 'x' }\n"
+                  "return playbook { id = 'x', title = 'T', steps = {\n"
+                  "  step 'a' (spec) } }\n",
+                  NULL,
+                  (const char *const[]){"D/pb.lua:3: field 'retries' of step \"a\" must be", NULL});
+    /* attach files too */
+    const char *pb = "return playbook { id = 'x', title = 'T', steps = { step 'a' { manual = 'x' } } }";
+    const char *files[] = {"return attach {\n  after = 'a',\n  step 'n' { manual = 'x',\n"
+                           "    idempotent = 1 },\n  bogus = 1,\n}\n", NULL};
+    const char *names[] = {"att.lua", NULL};
+    loaded r = load_ex("pb.lua", pb, NULL, 0, names, files, NULL);
+    assert_null(r.outline);
+    if (!strstr(r.errors, "D/att.lua:4: field 'idempotent' of step \"n\" must be a boolean") ||
+        !strstr(r.errors, "D/att.lua:5: unknown field 'bogus' in attach block"))
+        fail_msg("got %s", r.errors);
+    loaded_free(&r);
+}
+
+/* The search itself: long brackets, CRLF line ends, [ "key" ] fields and
+ * list items. */
+static void test_source_line(void **state)
+{
+    const char *t = "x = 1\r\nreturn playbook {\r\n  a = [==[\r\n ]] b = 1 ]==],\r\n"
+                    "  [\"b-c\"] = 2, { 1 }, { k = 3,\r\n  k2 = 4 },\r\n}\r\n";
+    size_t n = strlen(t);
+    assert_int_equal(pb_source_line(t, n, 2, "playbook", NULL, (const char *const[]){"b-c"}, 1), 5);
+    assert_int_equal(pb_source_line(t, n, 2, "playbook", NULL, (const char *const[]){"b"}, 1), 2);
+    assert_int_equal(pb_source_line(t, n, 2, "playbook", NULL, (const char *const[]){"#2", "k2"}, 2), 6);
+    assert_int_equal(pb_source_line(t, n, 2, "playbook", NULL, (const char *const[]){"a"}, 1), 3);
+    assert_int_equal(pb_source_line(t, n, 1, "playbook", NULL, (const char *const[]){"a"}, 1), 1);
+    assert_int_equal(pb_source_line(t, n, 2, "step", "a", (const char *const[]){"a"}, 1), 2);
+}
 
 /* ------------------------------------------------------------- plugins */
 
@@ -578,7 +654,7 @@ static void test_require_errors(void **state)
     setup_plugins();
     expect_plugin_error(PB_WITH("G = require 'broken'"), "D/d1/broken.lua:3:");
     expect_plugin_error(PB_WITH("G = require 'raises'"), "D/d1/raises.lua:3: attempt to concatenate a nil value");
-    expect_plugin_error(PB_WITH("G = require 'loops'"), "top-level code ran longer than");
+    expect_plugin_error(PB_WITH("G = require 'loops'"), "the plugin's top-level code ran longer than");
     expect_plugin_error(PB_WITH("G = require 'big'"), "memory limit");
     expect_plugin_error(PB_WITH("G = require 'binary'"), "binary chunk");
     expect_plugin_error(PB_WITH("G = require 'cyc_a'"), "circular require");
@@ -644,6 +720,8 @@ int main(void)
         cmocka_unit_test(test_attach),
         cmocka_unit_test(test_long_path),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_field_lines),
+        cmocka_unit_test(test_source_line),
         cmocka_unit_test(test_require_search_order),
         cmocka_unit_test(test_require_names),
         cmocka_unit_test(test_require_errors),

@@ -32,6 +32,7 @@ typedef struct {
     json_t *calls;  /* every call received */
     int exec_code;  /* what exec replies */
     int fail_calls; /* reply ok:false to every call */
+    int loading;    /* "loading" messages received */
 } sup;
 
 static char dir[64];
@@ -163,6 +164,11 @@ static json_t *request(sup *s, json_t *req)
         int rc = pr_recv_blocking(s->fd, &s->rd, &msg, err, sizeof err);
         if (rc <= 0)
             fail_msg("worker closed or sent garbage: %s", rc < 0 ? err : "EOF");
+        if (strcmp(pr_str(msg, "t"), "loading") == 0) { /* a load names each file: no reply */
+            s->loading++;
+            json_decref(msg);
+            continue;
+        }
         if (strcmp(pr_str(msg, "t"), "call") != 0)
             return msg;
         json_array_append(s->calls, msg);
@@ -182,6 +188,7 @@ static json_t *request(sup *s, json_t *req)
 
 static void load_ok(sup *s, int memory)
 {
+    int before = s->loading;
     json_t *r = request(s, json_pack("{s:s,s:s,s:{s:s},s:b,s:s,s:i}", "t", "load", "file", pb_path,
                                      "vars", "host", "web-07", "drill", 1, "run_id", "run-1",
                                      "memory", memory));
@@ -190,6 +197,7 @@ static void load_ok(sup *s, int memory)
         fail_msg("load: %s", t);
     }
     json_decref(r);
+    assert_int_equal(s->loading, before + 1); /* the playbook was announced */
 }
 
 static json_t *run_step(sup *s, const char *id, int timeout_ms)
