@@ -639,9 +639,9 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
 
     /* The other files the steps came from (a resume checks they did not
      * change): the attach files loaded, then the plugins. */
-    json_t *sources = json_array();
+    json_t *source_files = json_array();
     for (size_t k = 0; k < nloaded; k++) {
-        json_array_append_new(sources, json_string(loaded[k]));
+        json_array_append_new(source_files, json_string(loaded[k]));
         free(loaded[k]);
     }
     free(loaded);
@@ -674,7 +674,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
         *outline = NULL;
         *errors = sorted_problems(problems, req->file);
         json_decref(problems);
-        json_decref(sources);
+        json_decref(source_files);
         return -1;
     }
     json_decref(problems);
@@ -682,7 +682,7 @@ int pb_load(sb_state *sb, const pb_request *req, json_t **outline, json_t **erro
     size_t nplugins = sb_plugin_files(L, plugin_files, 256);
     for (size_t i = 0; i < nplugins; i++)
         if (plugin_files[i])
-            json_array_append_new(sources, json_string(plugin_files[i]));
-    json_object_set_new(*outline, "sources", sources);
+            json_array_append_new(source_files, json_string(plugin_files[i]));
+    json_object_set_new(*outline, "sources", source_files);
     return 0;
 }
