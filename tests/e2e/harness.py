@@ -18,6 +18,19 @@ SANITIZED = os.environ.get("IRP_SANITIZED") == "1"
 # Sanitizers slow everything down; timing bounds stretch with them.
 SLACK = 3.0 if SANITIZED else 1.0
 
+# Every secret value a test hands irp contains CANARY_MARK (harness.canary()
+# makes them). After each test that passed, the harness looks for the mark in
+# every output of irp the test collected and in every file left in the test's
+# directory (state, journal, outbox, artifacts): a secret must reach none.
+CANARY_MARK = "irpcanary"
+SWEEP = {"outputs": 0, "files": 0}
+
+
+def canary(label):
+    """A secret value for a test: unique, and found by the suite's sweep."""
+    import secrets
+    return "%s-%s-%s" % (CANARY_MARK, label, secrets.token_hex(6))
+
 
 class Result:
     def __init__(self, code, out, err, elapsed):
@@ -37,6 +50,33 @@ class Env:
         self.env.pop("IRP_CONFIG", None)
         self.env["NO_COLOR"] = "1"
         self.env["IRP_OPERATOR"] = "tester"
+        self.results = []           # every Result of irp, for the canary sweep
+        self.secret_files = set()   # files the test itself fills with a secret
+
+    def allow_secret_file(self, path):
+        """A file the test writes a secret into on purpose (a config, what a child received)."""
+        self.secret_files.add(os.path.realpath(path))
+
+    def canary_leaks(self):
+        """Where a secret value (CANARY_MARK) leaked: irp's outputs, files left behind."""
+        mark, leaks = CANARY_MARK.encode(), []
+        for r in self.results:
+            SWEEP["outputs"] += 1
+            if CANARY_MARK in r.out or CANARY_MARK in r.err:
+                leaks.append("irp's output: %r" % r)
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                path = os.path.join(root, name)
+                if os.path.islink(path) or os.path.realpath(path) in self.secret_files:
+                    continue
+                SWEEP["files"] += 1
+                try:
+                    with open(path, "rb") as f:
+                        if mark in f.read():
+                            leaks.append(path)
+                except OSError:
+                    pass
+        return leaks
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -65,7 +105,9 @@ class Env:
         p = subprocess.run(cmd, input=stdin if stdin is not None else "", capture_output=True,
                            text=True, timeout=timeout * SLACK, env=e, cwd=self.dir,
                            errors="replace")
-        return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+        r = Result(p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+        self.results.append(r)
+        return r
 
     def run(self, playbook, *args, **kw):
         return self.irp("run", playbook, "--state-dir", self.state, "--run-id", "r1", *args, **kw)
@@ -126,6 +168,8 @@ def main(modules):
             t0 = time.monotonic()
             try:
                 fn(env)
+                leaks = env.canary_leaks()
+                check(not leaks, "a secret value leaked into: %s" % "; ".join(leaks)[:4000])
                 passed += 1
                 print("ok     %-50s %.2fs" % (name, time.monotonic() - t0), flush=True)
             except Exception:
@@ -136,5 +180,7 @@ def main(modules):
                 env.close()
     for name, tb in failures:
         print("\n==== %s\n%s" % (name, tb))
+    print("canary sweep: %d outputs of irp and %d files left by the tests searched for secret values"
+          " (a leak fails its test)" % (SWEEP["outputs"], SWEEP["files"]))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import time
-from harness import check, no_process_with, SLACK, IRP
+from harness import canary as make_canary, check, no_process_with, SLACK, IRP
 
 
 def hostile(env, body, timeout="1s", extra_steps=""):
@@ -236,7 +236,7 @@ def test_sigint_interrupts_and_records(env):
 
 
 def test_secret_never_leaks(env):
-    canary = "canary-SECRET-value-9f8e7d"
+    canary = make_canary("token")
     pb = env.playbook('''
         step "use" { run = function(ctx)
             local s = ctx.secret("IRP_TEST_TOKEN")
@@ -264,7 +264,7 @@ def test_secret_never_leaks(env):
 def test_secret_as_exec_stdin(env):
     """A secret handle given as stdin reaches the program (the safe way to hand it a password)
     and nothing else: not the journal, the screen, the worker or the reply's record."""
-    canary = "canary-STDIN-secret-4b3a2c"
+    canary = make_canary("stdin")
     outdir = env.write("out/.keep", "")
     got = os.path.join(os.path.dirname(outdir), "got.txt")
     pb = env.playbook('''
@@ -272,12 +272,12 @@ def test_secret_as_exec_stdin(env):
             local s = ctx.secret("IRP_TEST_PASSWORD")
             ctx.exec{ "sh", "-c", 'cat > "$1"', "sh", "%s", stdin = s }
             local r = ctx.exec{ "sh", "-c", 'read x; echo "got ${#x} chars"; echo "$x"', stdin = s }
-            return { out = r.stdout, worker_saw = r.stdout:find("4b3a2c", 1, true) ~= nil }
+            return { out = r.stdout, worker_saw = r.stdout:find("%s", 1, true) ~= nil }
           end },
         step "badtype" { on_failure = "continue", run = function(ctx) ctx.exec{ "cat", stdin = 5 } end },
         step "unset" { on_failure = "continue",
           run = function(ctx) ctx.exec{ "cat", stdin = ctx.secret("IRP_TEST_UNSET_PW") } end },
-    ''' % got)
+    ''' % (got, canary.rsplit("-", 1)[1]))
     r = env.run(pb, env={"IRP_TEST_PASSWORD": canary})
     check(r.code == 0, "the run succeeds", r)
     with open(got) as f:

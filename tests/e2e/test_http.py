@@ -4,7 +4,7 @@ never journaled), errors, no redirects, the step deadline."""
 import http.server
 import json
 import threading
-from harness import check
+from harness import canary as make_canary, check
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -49,7 +49,7 @@ def serve():
 def test_http_methods_bodies_and_secret_headers(env):
     srv, base = serve()
     try:
-        canary = "tok-CANARY-5b1e0c"
+        canary = make_canary("http-token")
         pb = env.playbook('''
             step "get" { run = function(ctx)
                 local r = ctx.http{ method = "GET", url = "%s/users/7", headers = { ["X-Token"] = ctx.secret("IRP_HTTP_TOKEN") } }

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from harness import check
+from harness import canary, check
 
 
 def clean(env):
@@ -778,8 +778,9 @@ return playbook { id = "t", title = "T", inputs = { api = { required = true } },
                   comment = "contained", status = "resolved" },
 } }
 ''')
+        scim_token, ticket_token = canary("scim"), canary("ticket")
         r = env.run(pb, "--yes", "-v", "api=" + api.url,
-                    env={"SCIM_AUTH": "Bearer scim-token-1", "TICKET_AUTH": "Bearer tk-2"})
+                    env={"SCIM_AUTH": "Bearer " + scim_token, "TICKET_AUTH": "Bearer " + ticket_token})
         check(r.code == 0, "the live run against the local APIs succeeds", r)
         check(api.users["2819c223"]["active"] is False and api.sessions["2819c223"] == 0,
               "the account is disabled and its sessions revoked")
@@ -788,9 +789,9 @@ return playbook { id = "t", title = "T", inputs = { api = { required = true } },
         check(t["status"] == "resolved" and t["comments"] == ["contained"] and t["title"] == "Compromise of web-07",
               "the ticket was created, commented and resolved: %r" % t)
         auth = [h.get("Authorization") for (m, path, h, b) in api.requests if path.startswith("/scim")]
-        check(auth and all(a == "Bearer scim-token-1" for a in auth), "the secret header was sent: %r" % auth)
+        check(auth and all(a == "Bearer " + scim_token for a in auth), "the secret header was sent: %r" % auth)
         check(succeeded(env, "disable")["sessions_revoked"] is True, "result says revoked")
-        check("scim-token-1" not in open(env.journal_path()).read(), "the secret is not in the journal")
+        check(scim_token not in open(env.journal_path()).read(), "the secret is not in the journal")
         patch = [b for (m, path, h, b) in api.requests if m == "PATCH" and path.startswith("/scim")][0]
         check(patch["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "a SCIM PatchOp: %r" % patch)
 
@@ -810,7 +811,7 @@ return playbook { id = "t2", title = "T2", inputs = { api = { required = true } 
 } }
 ''')
         r = env.irp("run", pb2, "--state-dir", env.state, "--run-id", "r2", "--yes", "-v", "api=" + api.url,
-                    env={"SCIM_AUTH": "Bearer scim-token-1"})
+                    env={"SCIM_AUTH": "Bearer " + scim_token})
         check(r.code == 0, "the recovery run against the local APIs succeeds", r)
         check(api.sessions["2819c223"] == 0 and api.users["2819c223"]["active"] is True,
               "sessions revoked and the account enabled again: %r" % api.users)
