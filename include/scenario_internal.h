@@ -23,6 +23,11 @@ void sc_fail(sc_job *job, int line, const char *fmt, ...) __attribute__((format(
 /* The nth line at or after from_line that assigns name (or, with quoted,
  * holds "name"), or 0. */
 int sc_find_nth_line(const sc_scenario *sc, int from_line, const char *name, int quoted, int nth);
+/* Unknown keys of obj are errors ("where: unknown field 'x' (did you
+ * mean 'y'?)" at the key's line, else line). 0 or -1 (scenario_fields.c). */
+int sc_known_keys(sc_job *job, json_t *obj, const char *const *known, const char *where, int line);
+/* Checks `outcomes` into job->sc->outcomes (scenario_outcomes.c). */
+void sc_read_outcomes(sc_job *job, json_t *obj, int base);
 /* Checks job->root field by field and fills job->sc (scenario_fields.c). */
 void sc_read_fields(sc_job *job);
 

@@ -2,6 +2,7 @@
 every shipped playbook drilled unattended with its scenario, injects at a
 drill time and at step start/end, scripted answers, simulated outcomes,
 the drill clock, the scorecard and its verdict, and bad scenario files."""
+import json
 import os
 
 from harness import SLACK, check
@@ -134,6 +135,40 @@ def test_drill_outcomes_fail_twice_then_succeed_last_repeats(env):
     check(env.record("step.succeeded", "isolate")["data"]["result"] == "job 42", "third outcome")
     check(env.record("step.succeeded", "twice")["data"]["result"] == "samesame", "the last outcome repeats")
     check(env.record("step.succeeded", "plain")["data"]["result"] == "table", "no outcome: the drill table")
+
+
+def test_drill_outcomes_take_every_drill_table_field(env):
+    # A scenario outcome has the fields of a step's drill table: json for
+    # ctx.http (its JSON text the body, content-type implied), and
+    # exec = { ... } / http = { ... } for a step that does both.
+    pb = env.playbook('''
+        step "lookup" { run = function(ctx)
+            local r = ctx.http { url = "https://edr.example/api/hosts/web-07" }
+            return { status = r.status, ctype = r.headers["content-type"], body = r.body }
+          end, drill = { status = 500, body = "from the drill table" } },
+        step "both" { run = function(ctx)
+            local e = ctx.exec { "edr", "isolate" }
+            local h = ctx.http { method = "POST", url = "https://edr.example/api/tickets" }
+            return e.stdout .. " " .. h.status .. " " .. h.body
+          end },
+    ''')
+    scn = scenario(env, '''
+      outcomes = {
+        lookup = { { status = 200, json = { host = "web-07", isolated = true } } },
+        both = { { exec = { stdout = "queued" }, http = { status = 201, body = "ticket 7" } } },
+      },
+    ''')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0, "a scenario with json and exec/http outcomes drills", r)
+    got = env.record("step.succeeded", "lookup")["data"]["result"]
+    check(got["status"] == 200 and got["ctype"] == "application/json", "the scenario's answer, not the drill table", got)
+    check(json.loads(got["body"]) == {"host": "web-07", "isolated": True}, "the body is the outcome's JSON text", got)
+    check(env.record("step.succeeded", "both")["data"]["result"] == "queued 201 ticket 7",
+          "exec and http each take their part of the outcome")
+    bad = scenario(env, 'outcomes = {\n  lookup = { { status = 200,\n    jsn = { ok = true } } } },', name="bad.lua")
+    r = env.drill(pb, "--scenario", bad)
+    check(r.code == 65 and "bad.lua:4: outcome: unknown field 'jsn' (did you mean 'json'?)" in r.err,
+          "a typo in an outcome: file:line", r)
 
 
 def test_drill_speed_scales_clock_and_overrides_scenario(env):

@@ -148,6 +148,40 @@ static void test_answer_thinking_time(void **state)
     expect_error("return scenario {\n answers = { a = { manual = \"done\", aftr = \"5m\" } },\n}\n", "after");
 }
 
+/* An outcome takes the place of a drill table: the same fields (json,
+ * exec = { ... }, http = { ... }), checked with file:line errors. */
+static void test_outcome_drill_table_fields(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sc_scenario *sc = load("return scenario { outcomes = {\n"
+                           "  api = { { status = 201, headers = { ['Content-Type'] = 'application/json' }, json = { ok = true, n = 2 } } },\n"
+                           "  both = { { exec = { stdout = 'x' }, http = { status = 404, body = 'gone' } } },\n"
+                           "} }\n",
+                           err, sizeof err);
+    if (!sc)
+        fail_msg("%s", err);
+    json_t *o = json_array_get(json_object_get(sc->outcomes, "api"), 0);
+    assert_true(json_is_true(json_object_get(json_object_get(o, "json"), "ok")));
+    o = json_array_get(json_object_get(sc->outcomes, "both"), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "http"), "status")), 404);
+    sc_free(sc);
+    expect_error("return scenario { outcomes = {\n  a = { { jsno = {} } } } }\n",
+                 "scn.lua:2: outcome: unknown field 'jsno' (did you mean 'json'?)");
+    expect_error("return scenario { outcomes = {\n  a = { {\n    http = { stauts = 200 } } } } }\n",
+                 "scn.lua:3: outcome.http: unknown field 'stauts' (did you mean 'status'?)");
+    expect_error("return scenario { outcomes = {\n  a = { { exec = { json = {} } } } } }\n",
+                 "scn.lua:2: outcome.exec: unknown field 'json'");
+    expect_error("return scenario { outcomes = {\n  a = { { http = { status = '200' } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].http: code and status are integers");
+    expect_error("return scenario { outcomes = {\n  a = { { body = { 1 } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1]: code and status are integers, stdout, stderr and body strings");
+    expect_error("return scenario { outcomes = {\n  a = { { headers = { x = 1 } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].headers must be a table of strings");
+    expect_error("return scenario { outcomes = {\n  a = { { http = 'ok' } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].http must be a table");
+}
+
 static void test_sandbox(void **state)
 {
     (void)state;
@@ -219,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_playbook_and_inputs),
         cmocka_unit_test(test_answer_thinking_time),
+        cmocka_unit_test(test_outcome_drill_table_fields),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_check_steps),
     };
