@@ -41,6 +41,9 @@ struct dr_state {
     json_t *escalations;      /* [tier] in order */
     json_t *phases;           /* {phase: {start_ms, end_ms}} (drill clock) */
     int64_t paused_before_ms; /* pauses recorded before a resume */
+    json_t *open_prompts;     /* resume: {"kind:step": sim_ms} prompts (manual, approval) shown
+                               * before the drill stopped and never answered */
+    int64_t replayed_sim_ms;  /* resume: the drill clock where the record stopped */
     uv_timer_t clock;         /* fires time-based injects */
     int clock_init;
     int closing;              /* the timer's close is pending */

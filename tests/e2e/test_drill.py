@@ -589,6 +589,45 @@ def test_drill_signal_during_the_players_time_stops_without_answering(env):
         check(answered == [], "%s: the scripted answer was not given early (nor --yes): %r" % (step, answered))
 
 
+def test_drill_resume_carries_the_players_time_already_spent(env):
+    # A drill stopped while the players thought about a scripted answer
+    # (answers[step].after) and then resumed waits only the rest of that
+    # time: the prompt's opening sim_ms is on the record (step.started of
+    # a manual step, approval.requested), so the answer comes `after` after
+    # the prompt opened on the drill clock, not `after` after the resume.
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the ISP" },
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+    ''')
+    cases = (("m", "step.started", "manual.answered", 'm = { manual = "done", after = "4m" }, gate = "approve"'),
+             ("gate", "approval.requested", "approval.granted",
+              'm = "done", gate = { approval = "approve", after = "4m" }'))
+    for n, (step, opened, answered, answers) in enumerate(cases):
+        run = "carry%d" % n
+        scn = scenario(env, "speed = 60,\n  answers = { %s }," % answers, name="carry%d.lua" % n)
+        p = subprocess.Popen([IRP, "drill", pb, "--scenario", scn, "--state-dir", env.state, "--run-id", run],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env.env, cwd=env.dir)
+        time.sleep(1.5)  # 90 s of the players' 4 minutes, on the 60x drill clock
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 75, "%s: stopped while the players think\n%s%s" % (step, out[-600:], err))
+        stopped = env.journal(run)[-1]["data"]["sim_ms"]
+        r = env.irp("resume", run, "--state-dir", env.state)
+        check(r.code == 0, "%s: resumed" % step, r)
+        check("of it passed before the drill stopped)" in r.out, "%s: the time already spent is shown" % step, r)
+        recs = env.journal(run)
+        start = [x["data"]["sim_ms"] for x in recs if x["type"] == opened and x.get("step") == step][0]
+        done = [x["data"]["sim_ms"] for x in recs if x["type"] == answered and x.get("step") == step][0]
+        check(stopped - start >= 45000, "%s: a good part of the wait passed before the stop: %d ms" % (step, stopped - start))
+        check(240000 <= done - start < 285000,
+              "%s: answered 4 drill minutes after the prompt opened, not 4 after the resume: %d ms" % (step, done - start))
+
+
 def test_finished_drill_is_finished_for_status_and_resume(env):
     # The drill.scorecard comes after run.finished: the run is finished all the same.
     pb = env.playbook('step "a" { run = function(ctx) return 1 end },\nstep "m" { manual = "Call" },')
