@@ -44,12 +44,20 @@ struct dr_state {
     json_t *open_prompts;     /* resume: {"kind:step": sim_ms} prompts (manual, approval) shown
                                * before the drill stopped and never answered */
     int64_t replayed_sim_ms;  /* resume: the drill clock where the record stopped */
+    json_t *esc_log;          /* [{tier, sim_ms, reason, step}] every escalation.triggered, in order */
+    int64_t walk_end_ms;      /* drill ms of the last run.finished / run.interrupted (-1: none yet) */
     uv_timer_t clock;         /* fires time-based injects */
     int clock_init;
     int closing;              /* the timer's close is pending */
     int released;             /* dr_free ran: the close callback frees */
 };
 
+/* The escalations escalate.c's own rules say should have fired and did
+ * not (scorecard_due.c): tiers is the outline's "escalation", objectives
+ * the scorecard's [{objective, limit_ms, verdict}], esc_log as above,
+ * open_until_ms the drill time the run stopped being walked. Returns
+ * [{tier, due_ms, rule: "after" | "objective", objective?, why}]. */
+json_t *scd_due_not_fired(json_t *tiers, json_t *objectives, json_t *esc_log, int64_t open_until_ms);
 /* Builds, prints and journals the scorecard; returns the exit code
  * (scorecard.c). */
 struct eng_run;

@@ -236,8 +236,15 @@ void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
         json_t *w = json_is_boolean(a) ? json_string(json_is_true(a) ? "yes" : "no") : json_incref(a);
         add_decision(r, step, "ask", w ? w : json_null(), data);
         json_decref(w);
-    } else if (!strcmp(type, "escalation.triggered") && pr_int(data, "tier", 0) > 0)
-        json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+    } else if (!strcmp(type, "escalation.triggered")) {
+        if (pr_int(data, "tier", 0) > 0)
+            json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+        json_array_append_new(r->drill->esc_log,
+                              json_pack("{s:I, s:I, s:s, s:s?}", "tier", (json_int_t)pr_int(data, "tier", 0), "sim_ms",
+                                        (json_int_t)sim, "reason", pr_str(data, "reason") ? pr_str(data, "reason") : "",
+                                        "step", step));
+    } else if (!strcmp(type, "run.finished") || !strcmp(type, "run.interrupted"))
+        r->drill->walk_end_ms = sim;
     else if (!strcmp(type, "inject.shown"))
         mark_fired(r, data);
 }
@@ -308,6 +315,8 @@ int dr_prepare(eng_run *r)
     d->escalations = json_array();
     d->phases = json_object();
     d->open_prompts = json_object();
+    d->esc_log = json_array();
+    d->walk_end_ms = -1;
     if (d->sc) {
         for (size_t i = 0; i < json_array_size(d->sc->injects); i++)
             json_array_append_new(d->fired, json_false());
@@ -389,6 +398,7 @@ void dr_free(eng_run *r)
     json_decref(d->escalations);
     json_decref(d->phases);
     json_decref(d->open_prompts);
+    json_decref(d->esc_log);
     d->released = 1;
     r->drill = NULL;
     if (!d->closing)

@@ -628,6 +628,65 @@ def test_drill_resume_carries_the_players_time_already_spent(env):
               "%s: answered 4 drill minutes after the prompt opened, not 4 after the resume: %d ms" % (step, done - start))
 
 
+def test_drill_scorecard_names_escalations_due_by_the_playbook_that_did_not_fire(env):
+    # The engine checks timed tiers and objectives on a timer tick while the
+    # steps are walked. A resumed run asks about its in-flight step before
+    # that timer starts: here 2.5 drill seconds pass at that question, tier
+    # 2 (after = 1500ms) and the objective (2s) come due, and the run ends
+    # before the first tick. The scorecard says so, from the playbook's
+    # rules (not from the scenario's expect).
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "slow" { timeout = "1h", run = function(ctx) ctx.sleep("3s") return 1 end },
+        step "last" { run = function(ctx) return 2 end },
+    ''', header='''objectives = { resolve_within = "2s" },
+                   escalation = { { notify = { "ops" } }, { after = "1500ms", notify = { "ops" } },
+                                  { after = "10h", notify = { "ops" } } },''')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=env.dir)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)  # (irp lingers until the 3 s sleep's timer is done)
+    check(p.returncode == 75, "stopped while \"slow\" runs\n%s%s" % (out[-600:], err))
+    card = env.record("drill.scorecard")["data"]
+    check(card["escalations_due_not_fired"] == [], "nothing was due yet: %r" % card["escalations_due_not_fired"])
+    p = subprocess.Popen([IRP, "resume", "r1", "--state-dir", env.state], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=env.dir)
+    time.sleep(2.5)
+    out, err = p.communicate("skip\n", timeout=30)
+    check(p.returncode == 0, "resumed, in-flight step skipped\n%s%s" % (out[-800:], err))
+    recs = env.journal()
+    tiers = [x["data"]["tier"] for x in recs if x["type"] == "escalation.triggered"]
+    card = [x["data"] for x in recs if x["type"] == "drill.scorecard"][-1]
+    if tiers != [1]:  # the engine caught up after all (a very slow machine): nothing to report then
+        check(all(d["tier"] not in tiers or d["rule"] == "objective" for d in card["escalations_due_not_fired"]),
+              "a tier that fired is not reported", card)
+        return
+    due = [(d["tier"], d["due_ms"], d["rule"]) for d in card["escalations_due_not_fired"]]
+    check(due == [(2, 1500, "after"), (3, 2000, "objective")],
+          "tier 2 by its after, then the breached objective's escalation (the next tier): %r" % due)
+    check(card["objectives"][0]["verdict"] == "breached", "the objective is breached", card)
+    check("escalation that should have fired and did not: tier 2 at T+1.5s (its after = 1.5s passed on the drill "
+          "clock with the run still open)" in out, "printed", out)
+    check("tier 3 at T+2.0s (objective resolve_within (2.0s) breached with no escalation following)" in out,
+          "the objective's printed", out)
+    # A drill whose tiers fired as the rules say reports nothing (2x: the
+    # timer checks every 250 ms of the drill clock, and the sleep is 3 s).
+    r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r2", "--speed", "2")
+    card = env.record("drill.scorecard", run="r2")["data"]
+    check(r.code == 0 and card["escalations"] == [1, 2, 3] and card["escalations_due_not_fired"] == [],
+          "every due tier fired: %r" % card, r)
+    # At 7200x the whole drill takes a few real milliseconds, less than the
+    # engine's shortest tick (10 ms): the due tier and objective never fire.
+    r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r3", "--speed", "7200")
+    card = env.record("drill.scorecard", run="r3")["data"]
+    if card["escalations"] == [1]:
+        check([d["tier"] for d in card["escalations_due_not_fired"]] == [2, 3], "a fast clock's misses: %r" % card, r)
+
+
 def test_finished_drill_is_finished_for_status_and_resume(env):
     # The drill.scorecard comes after run.finished: the run is finished all the same.
     pb = env.playbook('step "a" { run = function(ctx) return 1 end },\nstep "m" { manual = "Call" },')

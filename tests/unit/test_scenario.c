@@ -5,10 +5,12 @@
  * facilitator makes (unknown fields with "did you mean" and the right
  * line, bad times, bad answer words, wrong types, syntax errors), the
  * sandbox (no io/os/load, a load deadline), and the check of step ids
- * against a playbook outline.
+ * against a playbook outline; the scorecard's escalations due by the
+ * playbook's own rules that did not fire (scorecard_due.c).
  * Depends on: cmocka, scenario.h.
  */
 #include "scenario.h"
+#include "scenario_internal.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -182,6 +184,68 @@ static void test_outcome_drill_table_fields(void **state)
                  "scn.lua:2: outcomes[\"a\"][1].http must be a table");
 }
 
+/* escalate.c's rules replayed on the drill clock (scorecard_due.c). */
+static void test_escalations_due_not_fired(void **state)
+{
+    (void)state;
+    json_t *tiers = json_pack("[{s:i, s:i}, {s:i, s:i}, {s:i, s:i}]", "tier", 1, "after_ms", 0, "tier", 2, "after_ms",
+                              900000, "tier", 3, "after_ms", 2700000);
+    json_t *none = json_array();
+    json_t *start = json_pack("[{s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started");
+    /* Tier 2's after passed with the run open and it never fired; tier 3's time never came. */
+    json_t *due = scd_due_not_fired(tiers, none, start, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "due_ms")), 900000);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "rule")), "after");
+    json_decref(due);
+    /* Tier 2 reached earlier by on_failure = "escalate": its after has nothing left to fire. */
+    json_t *climbed = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started",
+                                "tier", 2, "sim_ms", 60000, "reason", "step \"x\" failed: boom");
+    due = scd_due_not_fired(tiers, none, climbed, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    /* Tier 1 never fired at start: due at 0. The run ended before 15m: nothing else. */
+    due = scd_due_not_fired(tiers, none, none, 600000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "due_ms")), 0);
+    json_decref(due);
+    /* A breached objective: with its escalation on record nothing is due; without, the next
+     * tier above the highest fired then, and a tier due at the same time is that one. */
+    json_t *objs = json_pack("[{s:s, s:i, s:s}, {s:s, s:i, s:s}]", "objective", "contain_within", "limit_ms", 900000,
+                             "verdict", "breached", "objective", "detect_within", "limit_ms", 60000, "verdict", "met");
+    json_t *esc = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started",
+                            "tier", 2, "sim_ms", 900100, "reason",
+                            "objective contain_within (15m) breached: containment not finished");
+    due = scd_due_not_fired(tiers, objs, esc, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    due = scd_due_not_fired(tiers, objs, start, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "rule")), "objective");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "objective")), "contain_within");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 2);
+    json_decref(due);
+    /* At the top, a breach pages the top tier again. */
+    json_t *top = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "a",
+                            "tier", 2, "sim_ms", 1000, "reason", "b", "tier", 3, "sim_ms", 2000, "reason", "c");
+    due = scd_due_not_fired(tiers, objs, top, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 3);
+    json_decref(due);
+    /* A playbook without tiers: nothing can fire. */
+    due = scd_due_not_fired(none, objs, none, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    json_decref(top);
+    json_decref(esc);
+    json_decref(objs);
+    json_decref(climbed);
+    json_decref(start);
+    json_decref(none);
+    json_decref(tiers);
+}
+
 static void test_sandbox(void **state)
 {
     (void)state;
@@ -254,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_playbook_and_inputs),
         cmocka_unit_test(test_answer_thinking_time),
         cmocka_unit_test(test_outcome_drill_table_fields),
+        cmocka_unit_test(test_escalations_due_not_fired),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_check_steps),
     };
