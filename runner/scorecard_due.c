@@ -19,7 +19,7 @@
  *   cannot miss those on its own, so no check would ever find one.
  *
  * Where the engine does miss: the timer checks tiers and objectives every
- * 250 ms of run time (at least every 10 ms of real time), and only while
+ * 250 ms of run time (no more often than every 10 ms of real time), and only while
  * the steps are walked. A run that ends or stops after a due time but
  * before the next tick, and a resumed run's time before its first tick
  * (the question about a step that was in flight is asked before the timer
