@@ -263,16 +263,25 @@ const fx_ops fx_live = {"live", live_exec_start, hc_request, NULL, NULL, NULL, N
 
 /* ---- drill --------------------------------------------------------------- */
 
-/* The step's simulated outcome for one kind of effect: drill.<kind> when
- * present, else the drill table itself. */
-static json_t *drill_table(fx_call *c, const char *kind)
+/* One kind of effect's part of a simulated outcome (a drill table or a
+ * scenario outcome): sim.<kind> when present, else sim itself. */
+static json_t *for_kind(json_t *sim, const char *kind)
 {
-    json_t *def = eng_step_def(c->run, c->step);
-    json_t *drill = def ? json_object_get(def, "drill") : NULL;
-    if (!json_is_object(drill))
+    if (!json_is_object(sim))
         return NULL;
-    json_t *specific = json_object_get(drill, kind);
-    return json_is_object(specific) ? specific : drill;
+    json_t *specific = json_object_get(sim, kind);
+    return json_is_object(specific) ? specific : sim;
+}
+
+/* The step's simulated outcome for one kind of effect: the scenario's
+ * next outcome for the step, else its drill table. */
+static json_t *simulated(fx_call *c, const char *kind)
+{
+    json_t *sim = dr_next_outcome(c->run, c->step);
+    if (sim)
+        return for_kind(sim, kind);
+    json_t *def = eng_step_def(c->run, c->step);
+    return for_kind(def ? json_object_get(def, "drill") : NULL, kind);
 }
 
 static json_t *string_or(json_t *v, const char *fallback)
@@ -291,9 +300,7 @@ static json_t *string_or(json_t *v, const char *fallback)
 static void drill_exec(fx_call *c, json_t *args)
 {
     json_t *argv = json_object_get(args, "argv");
-    json_t *sim = dr_next_outcome(c->run, c->step);
-    if (!sim)
-        sim = drill_table(c, "exec");
+    json_t *sim = simulated(c, "exec");
     if (!sim)
         tm_line(TM_YELLOW, "      ! no drill outcome for this step: simulating success with empty output");
     {
@@ -343,9 +350,7 @@ static void drill_http(fx_call *c, json_t *args)
         fx_answer_error(c, err); /* refused as a live run would refuse it */
         return;
     }
-    json_t *sim = dr_next_outcome(c->run, c->step);
-    if (!sim)
-        sim = drill_table(c, "http");
+    json_t *sim = simulated(c, "http");
     json_t *reply = json_object();
     cd_effect(c->run, c->step, "http", NULL, sim != NULL);
     json_t *status = sim ? json_object_get(sim, "status") : NULL;

@@ -3,6 +3,7 @@
  * with "did you mean", durations, answer words) and putting them in the
  * normalised form the drill runtime reads; then, once the playbook is
  * loaded, checking that every step id the scenario names exists.
+ * `outcomes` are checked in scenario_outcomes.c.
  * Depends on: jansson, scenario_internal.h, util.h.
  */
 #include "scenario_internal.h"
@@ -18,7 +19,6 @@ static const char *const top_fields[] = {"title", "narrative", "playbook", "inpu
                                          "injects", "answers", "outcomes", "expect", NULL};
 static const char *const inject_fields[] = {"at", "on", "step", "text", NULL};
 static const char *const answer_fields[] = {"manual", "approval", "ask", "confirm", "after", NULL};
-static const char *const outcome_fields[] = {"code", "stdout", "stderr", "status", "body", "headers", NULL};
 static const char *const expect_fields[] = {"status", "decisions", "escalations", "skipped", "failed", NULL};
 static const char *const participant_fields[] = {"name", "role", NULL};
 static const char *const statuses[] = {"succeeded", "failed", "no-answer", "interrupted", NULL};
@@ -48,8 +48,7 @@ static int in_list(const char *w, const char *const *list)
     return 0;
 }
 
-/* Unknown keys of obj are errors, with a suggestion. 0 or -1. */
-static int known_keys(sc_job *job, json_t *obj, const char *const *known, const char *where, int line)
+int sc_known_keys(sc_job *job, json_t *obj, const char *const *known, const char *where, int line)
 {
     const char *k;
     json_t *v;
@@ -86,7 +85,7 @@ static void read_injects(sc_job *job, json_t *list, int base)
                 sc_fail(job, line, "injects[%zu] must be a table { at = \"T+20m\", text = \"...\" }", i + 1);
                 return;
             }
-            if (known_keys(job, inj, inject_fields, "inject", line) < 0)
+            if (sc_known_keys(job, inj, inject_fields, "inject", line) < 0)
                 return;
             const char *text = pr_str(inj, "text"), *at = pr_str(inj, "at"), *on = pr_str(inj, "on");
             if (!text || !*text) {
@@ -181,7 +180,7 @@ static void read_answers(sc_job *job, json_t *obj, int base)
             json_object_set_new(out, kind, !strcmp(kind, "ask") ? json_pack("[O]", v) : json_incref(v));
             json_object_set_new(out, "shorthand", json_true());
         } else if (json_is_object(v)) {
-            if (known_keys(job, v, answer_fields, "answer", line) < 0) {
+            if (sc_known_keys(job, v, answer_fields, "answer", line) < 0) {
                 json_decref(out);
                 return;
             }
@@ -223,58 +222,13 @@ static void read_answers(sc_job *job, json_t *obj, int base)
     }
 }
 
-static void read_outcomes(sc_job *job, json_t *obj, int base)
-{
-    if (!json_is_object(obj)) {
-        sc_fail(job, base, "outcomes must be a table { [\"step-id\"] = { {code = 1, stderr = \"...\"}, {stdout = \"ok\"} } }");
-        return;
-    }
-    const char *step;
-    json_t *v;
-    json_object_foreach(obj, step, v)
-    {
-        int line = sc_find_line(job->sc, base, step);
-        if (!line)
-            line = base;
-        json_t *list = json_is_array(v) ? json_incref(v) : json_is_object(v) ? json_pack("[O]", v) : NULL;
-        if (!list || json_array_size(list) == 0) {
-            sc_fail(job, line, "outcomes[\"%s\"] must be a list of outcomes, one per exec call: { {code = 1}, {stdout = \"ok\"} }",
-                    step);
-            json_decref(list);
-            return;
-        }
-        size_t i;
-        json_t *o;
-        json_array_foreach(list, i, o)
-        {
-            if (!json_is_object(o) || known_keys(job, o, outcome_fields, "outcome", line) < 0) {
-                if (!job->failed)
-                    sc_fail(job, line, "outcomes[\"%s\"][%zu] must be a table such as { code = 1, stderr = \"...\" }",
-                            step, i + 1);
-                json_decref(list);
-                return;
-            }
-            json_t *code = json_object_get(o, "code"), *status = json_object_get(o, "status");
-            if ((code && !json_is_integer(code)) || (status && !json_is_integer(status)) ||
-                (json_object_get(o, "stdout") && !pr_str(o, "stdout")) ||
-                (json_object_get(o, "stderr") && !pr_str(o, "stderr"))) {
-                sc_fail(job, line, "outcomes[\"%s\"][%zu]: code and status are integers, stdout and stderr strings",
-                        step, i + 1);
-                json_decref(list);
-                return;
-            }
-        }
-        json_object_set_new(job->sc->outcomes, step, list);
-    }
-}
-
 static void read_expect(sc_job *job, json_t *obj, int base)
 {
     if (!json_is_object(obj)) {
         sc_fail(job, base, "expect must be a table { status = \"succeeded\", ... }");
         return;
     }
-    if (known_keys(job, obj, expect_fields, "expect", base) < 0)
+    if (sc_known_keys(job, obj, expect_fields, "expect", base) < 0)
         return;
     json_t *v = json_object_get(obj, "status");
     if (v && (!json_is_string(v) || !in_list(json_string_value(v), statuses))) {
@@ -336,7 +290,7 @@ void sc_read_fields(sc_job *job)
     sc->answers = json_object();
     sc->outcomes = json_object();
     sc->participants = json_array();
-    if (known_keys(job, root, top_fields, "scenario", 1) < 0)
+    if (sc_known_keys(job, root, top_fields, "scenario", 1) < 0)
         return;
     json_t *v = json_object_get(root, "title");
     if (v && !json_is_string(v))
@@ -387,7 +341,7 @@ void sc_read_fields(sc_job *job)
         {
             if (!json_is_object(p) || !pr_str(p, "name") || (json_object_get(p, "role") && !pr_str(p, "role")))
                 { sc_fail(job, line, "participants[%zu] must be { name = \"...\", role = \"...\" }", i + 1); return; }
-            if (known_keys(job, p, participant_fields, "participant", line) < 0)
+            if (sc_known_keys(job, p, participant_fields, "participant", line) < 0)
                 return;
             json_array_append(sc->participants, p);
         }
@@ -396,7 +350,7 @@ void sc_read_fields(sc_job *job)
     if (!job->failed && (v = json_object_get(root, "answers")))
         read_answers(job, v, sc_find_line(sc, 1, "answers"));
     if (!job->failed && (v = json_object_get(root, "outcomes")))
-        read_outcomes(job, v, sc_find_line(sc, 1, "outcomes"));
+        sc_read_outcomes(job, v, sc_find_line(sc, 1, "outcomes"));
     if (!job->failed && (v = json_object_get(root, "expect")))
         read_expect(job, v, sc_find_line(sc, 1, "expect"));
 }

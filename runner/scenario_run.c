@@ -50,14 +50,34 @@ json_t *dr_next_outcome(eng_run *r, const char *step)
 }
 
 /* The players' thinking time (answers[step].after) passes on the drill
- * clock before a scripted answer: timers, injects and escalation run. */
-static void think(eng_run *r, json_t *a)
+ * clock before a scripted answer: timers, injects and escalation run.
+ * A manual or approval prompt that was already open when the drill
+ * stopped (its step.started / approval.requested carries the sim_ms it
+ * opened at, and no answer followed) has had part of that time: a resume
+ * waits only the rest. ctx.ask / ctx.confirm leave no record when they
+ * ask, so their wait starts again (as does their step: it runs again). */
+static void think(eng_run *r, json_t *a, const char *step, const char *kind)
 {
     int64_t ms = pr_int(a, "after_ms", 0);
     if (ms <= 0)
         return;
-    char d[32];
+    char d[32], key[256];
     ut_format_duration(ms, d, sizeof d);
+    snprintf(key, sizeof key, "%s:%s", kind, step);
+    json_t *opened = json_object_get(r->drill->open_prompts, key);
+    if (json_is_integer(opened)) {
+        int64_t before = r->drill->replayed_sim_ms - json_integer_value(opened);
+        json_object_del(r->drill->open_prompts, key); /* once: a prompt asked again later waits in full */
+        if (before > 0) {
+            char b[32];
+            ut_format_duration(before < ms ? before : ms, b, sizeof b);
+            tm_line(TM_DIM, "      (the players take %s; %s of it passed before the drill stopped)", d, b);
+            if (before >= ms)
+                return;
+            eng_wait_ms(r, ms - before);
+            return;
+        }
+    }
     tm_line(TM_DIM, "      (the players take %s)", d);
     eng_wait_ms(r, ms);
 }
@@ -79,7 +99,7 @@ char *dr_scripted(eng_run *r, const char *step, const char *kind)
         answer = json_is_string(v) ? ut_xstrdup(json_string_value(v)) : NULL;
     }
     if (answer)
-        think(r, a);
+        think(r, a, step, kind);
     if (answer && r->interrupted) {
         free(answer); /* stopped while the players thought: no answer, the run is interrupted */
         answer = NULL;
@@ -216,10 +236,43 @@ void dr_observe(eng_run *r, const char *type, const char *step, json_t *data)
         json_t *w = json_is_boolean(a) ? json_string(json_is_true(a) ? "yes" : "no") : json_incref(a);
         add_decision(r, step, "ask", w ? w : json_null(), data);
         json_decref(w);
-    } else if (!strcmp(type, "escalation.triggered") && pr_int(data, "tier", 0) > 0)
-        json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+    } else if (!strcmp(type, "escalation.triggered")) {
+        if (pr_int(data, "tier", 0) > 0)
+            json_array_append_new(r->drill->escalations, json_integer(pr_int(data, "tier", 0)));
+        json_array_append_new(r->drill->esc_log,
+                              json_pack("{s:I, s:I, s:s, s:s?}", "tier", (json_int_t)pr_int(data, "tier", 0), "sim_ms",
+                                        (json_int_t)sim, "reason", pr_str(data, "reason") ? pr_str(data, "reason") : "",
+                                        "step", step));
+    } else if (!strcmp(type, "run.finished") || !strcmp(type, "run.interrupted"))
+        r->drill->walk_end_ms = sim;
     else if (!strcmp(type, "inject.shown"))
         mark_fired(r, data);
+}
+
+/* Replayed records: which manual/approval prompts were open (shown, not
+ * answered) when the drill stopped, and where its clock stopped. */
+static void note_prompt(dr_state *d, const char *type, const char *step, json_t *data)
+{
+    json_t *sim = json_object_get(data, "sim_ms");
+    if (json_is_integer(sim) && json_integer_value(sim) > d->replayed_sim_ms)
+        d->replayed_sim_ms = json_integer_value(sim);
+    if (!step)
+        return;
+    char manual[256], approval[256];
+    snprintf(manual, sizeof manual, "manual:%s", step);
+    snprintf(approval, sizeof approval, "approval:%s", step);
+    if (!strcmp(type, "approval.requested") && json_is_integer(sim))
+        json_object_set(d->open_prompts, approval, sim);
+    else if (!strcmp(type, "step.started") && json_is_integer(sim) && pr_str(data, "kind") &&
+             !strcmp(pr_str(data, "kind"), "manual"))
+        json_object_set(d->open_prompts, manual, sim);
+    else if (!strcmp(type, "approval.granted") || !strcmp(type, "approval.denied"))
+        json_object_del(d->open_prompts, approval);
+    else if (!strcmp(type, "manual.answered") || !strcmp(type, "step.succeeded") || !strcmp(type, "step.failed") ||
+             !strcmp(type, "step.skipped")) {
+        json_object_del(d->open_prompts, manual);
+        json_object_del(d->open_prompts, approval);
+    }
 }
 
 /* On resume: what the drill did before (decisions, escalations, phase
@@ -244,6 +297,7 @@ static void replay(eng_run *r, json_t *records)
             json_object_set_new(r->drill->asks, step, json_integer(pr_int(r->drill->asks, step, 0) + 1));
         else if (!strcmp(type, "drill.resumed"))
             r->drill->paused_before_ms += pr_int(data, "paused_ms", 0);
+        note_prompt(r->drill, type, step, data);
     }
 }
 
@@ -260,6 +314,9 @@ int dr_prepare(eng_run *r)
     d->decisions = json_array();
     d->escalations = json_array();
     d->phases = json_object();
+    d->open_prompts = json_object();
+    d->esc_log = json_array();
+    d->walk_end_ms = -1;
     if (d->sc) {
         for (size_t i = 0; i < json_array_size(d->sc->injects); i++)
             json_array_append_new(d->fired, json_false());
@@ -340,6 +397,8 @@ void dr_free(eng_run *r)
     json_decref(d->decisions);
     json_decref(d->escalations);
     json_decref(d->phases);
+    json_decref(d->open_prompts);
+    json_decref(d->esc_log);
     d->released = 1;
     r->drill = NULL;
     if (!d->closing)

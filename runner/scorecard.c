@@ -1,7 +1,9 @@
 /*
  * scorecard.c — the end of every drill: time per phase on the drill clock
  * against the playbook's objectives, decisions taken (and expected),
- * escalation tiers fired (and those expected that did not fire), steps
+ * escalation tiers fired (and those expected that did not fire, and
+ * those the playbook's own rules say were due and did not fire:
+ * scorecard_due.c), steps
  * skipped or failed, injects shown (and those never reached, with why),
  * total simulated time. Printed, journaled as drill.scorecard, and,
  * when the scenario has `expect`, turned into the exit code: 0 only when
@@ -311,6 +313,12 @@ static void print_card(eng_run *r, dr_state *d, json_t *card)
         tm_line(TM_RED, "   escalation tiers that should have fired and did not: %s", m);
         free(m);
     }
+    json_array_foreach(json_object_get(card, "escalations_due_not_fired"), i, v)
+    {
+        ut_format_duration(pr_int(v, "due_ms", 0), t, sizeof t);
+        tm_line(TM_RED, "   escalation that should have fired and did not: tier %lld at T+%s (%s)", pr_int(v, "tier", 0),
+                t, pr_str(v, "why"));
+    }
     if (json_array_size(extra)) {
         char *m = join(extra);
         tm_line(TM_YELLOW, "   escalation tiers fired that the scenario did not expect: %s", m);
@@ -379,15 +387,19 @@ int scd_report(eng_run *r, dr_state *d, const char *status, int code)
     json_t *v;
     json_array_foreach(d->fired, i, v) shown += json_is_true(v);
     const char *verdict = !expect ? "none" : json_array_size(mm) ? "failed" : "passed";
+    json_t *objs = objectives(r, d, status, total);
+    json_t *due = scd_due_not_fired(json_object_get(r->outline, "escalation"), objs, d->esc_log,
+                                    d->walk_end_ms >= 0 ? d->walk_end_ms : total);
     json_t *card = json_pack("{s:s, s:I, s:f, s:o, s:o, s:O, s:o, s:o, s:o, s:o, s:o, s:{s:I, s:I, s:o}, s:s, s:o}",
                              "status", status, "total_sim_ms", (json_int_t)total, "speed",
                              r->opt->speed > 1 ? r->opt->speed : 1, "phases", phase_times(r, d), "objectives",
-                             objectives(r, d, status, total), "decisions", d->decisions, "escalations", tiers,
+                             objs, "decisions", d->decisions, "escalations", tiers,
                              "escalations_missed", missed, "escalations_unexpected", unexpected, "skipped", skipped,
                              "failed", failed, "injects", "shown", (json_int_t)shown, "total",
                              (json_int_t)json_array_size(d->fired), "not_shown", injects_not_shown(r, d, total),
                              "verdict", verdict, "mismatches", mm);
     json_object_set_new(card, "paused_ms", json_integer(r->paused_total_ms + d->paused_before_ms));
+    json_object_set_new(card, "escalations_due_not_fired", due);
     if (d->sc) {
         json_object_set_new(card, "scenario", json_string(d->sc->path));
         if (expect)

@@ -2,6 +2,7 @@
 every shipped playbook drilled unattended with its scenario, injects at a
 drill time and at step start/end, scripted answers, simulated outcomes,
 the drill clock, the scorecard and its verdict, and bad scenario files."""
+import json
 import os
 
 from harness import SLACK, check
@@ -134,6 +135,40 @@ def test_drill_outcomes_fail_twice_then_succeed_last_repeats(env):
     check(env.record("step.succeeded", "isolate")["data"]["result"] == "job 42", "third outcome")
     check(env.record("step.succeeded", "twice")["data"]["result"] == "samesame", "the last outcome repeats")
     check(env.record("step.succeeded", "plain")["data"]["result"] == "table", "no outcome: the drill table")
+
+
+def test_drill_outcomes_take_every_drill_table_field(env):
+    # A scenario outcome has the fields of a step's drill table: json for
+    # ctx.http (its JSON text the body, content-type implied), and
+    # exec = { ... } / http = { ... } for a step that does both.
+    pb = env.playbook('''
+        step "lookup" { run = function(ctx)
+            local r = ctx.http { url = "https://edr.example/api/hosts/web-07" }
+            return { status = r.status, ctype = r.headers["content-type"], body = r.body }
+          end, drill = { status = 500, body = "from the drill table" } },
+        step "both" { run = function(ctx)
+            local e = ctx.exec { "edr", "isolate" }
+            local h = ctx.http { method = "POST", url = "https://edr.example/api/tickets" }
+            return e.stdout .. " " .. h.status .. " " .. h.body
+          end },
+    ''')
+    scn = scenario(env, '''
+      outcomes = {
+        lookup = { { status = 200, json = { host = "web-07", isolated = true } } },
+        both = { { exec = { stdout = "queued" }, http = { status = 201, body = "ticket 7" } } },
+      },
+    ''')
+    r = env.drill(pb, "--scenario", scn)
+    check(r.code == 0, "a scenario with json and exec/http outcomes drills", r)
+    got = env.record("step.succeeded", "lookup")["data"]["result"]
+    check(got["status"] == 200 and got["ctype"] == "application/json", "the scenario's answer, not the drill table", got)
+    check(json.loads(got["body"]) == {"host": "web-07", "isolated": True}, "the body is the outcome's JSON text", got)
+    check(env.record("step.succeeded", "both")["data"]["result"] == "queued 201 ticket 7",
+          "exec and http each take their part of the outcome")
+    bad = scenario(env, 'outcomes = {\n  lookup = { { status = 200,\n    jsn = { ok = true } } } },', name="bad.lua")
+    r = env.drill(pb, "--scenario", bad)
+    check(r.code == 65 and "bad.lua:4: outcome: unknown field 'jsn' (did you mean 'json'?)" in r.err,
+          "a typo in an outcome: file:line", r)
 
 
 def test_drill_speed_scales_clock_and_overrides_scenario(env):
@@ -552,6 +587,104 @@ def test_drill_signal_during_the_players_time_stops_without_answering(env):
         answered = [x["type"] for x in recs if x.get("step") == step and x["type"] in (
             "manual.answered", "approval.granted", "operator.answered", "step.succeeded")]
         check(answered == [], "%s: the scripted answer was not given early (nor --yes): %r" % (step, answered))
+
+
+def test_drill_resume_carries_the_players_time_already_spent(env):
+    # A drill stopped while the players thought about a scripted answer
+    # (answers[step].after) and then resumed waits only the rest of that
+    # time: the prompt's opening sim_ms is on the record (step.started of
+    # a manual step, approval.requested), so the answer comes `after` after
+    # the prompt opened on the drill clock, not `after` after the resume.
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the ISP" },
+        step "gate" { approval = "ic", run = function(ctx) return 1 end },
+    ''')
+    cases = (("m", "step.started", "manual.answered", 'm = { manual = "done", after = "4m" }, gate = "approve"'),
+             ("gate", "approval.requested", "approval.granted",
+              'm = "done", gate = { approval = "approve", after = "4m" }'))
+    for n, (step, opened, answered, answers) in enumerate(cases):
+        run = "carry%d" % n
+        scn = scenario(env, "speed = 60,\n  answers = { %s }," % answers, name="carry%d.lua" % n)
+        p = subprocess.Popen([IRP, "drill", pb, "--scenario", scn, "--state-dir", env.state, "--run-id", run],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env.env, cwd=env.dir)
+        time.sleep(1.5)  # 90 s of the players' 4 minutes, on the 60x drill clock
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 75, "%s: stopped while the players think\n%s%s" % (step, out[-600:], err))
+        stopped = env.journal(run)[-1]["data"]["sim_ms"]
+        r = env.irp("resume", run, "--state-dir", env.state)
+        check(r.code == 0, "%s: resumed" % step, r)
+        check("of it passed before the drill stopped)" in r.out, "%s: the time already spent is shown" % step, r)
+        recs = env.journal(run)
+        start = [x["data"]["sim_ms"] for x in recs if x["type"] == opened and x.get("step") == step][0]
+        done = [x["data"]["sim_ms"] for x in recs if x["type"] == answered and x.get("step") == step][0]
+        check(stopped - start >= 45000, "%s: a good part of the wait passed before the stop: %d ms" % (step, stopped - start))
+        check(240000 <= done - start < 285000,
+              "%s: answered 4 drill minutes after the prompt opened, not 4 after the resume: %d ms" % (step, done - start))
+
+
+def test_drill_scorecard_names_escalations_due_by_the_playbook_that_did_not_fire(env):
+    # The engine checks timed tiers and objectives on a timer tick while the
+    # steps are walked. A resumed run asks about its in-flight step before
+    # that timer starts: here 2.5 drill seconds pass at that question, tier
+    # 2 (after = 1500ms) and the objective (2s) come due, and the run ends
+    # before the first tick. The scorecard says so, from the playbook's
+    # rules (not from the scenario's expect).
+    import signal
+    import subprocess
+    import time
+    from harness import IRP
+    pb = env.playbook('''
+        step "slow" { timeout = "1h", run = function(ctx) ctx.sleep("3s") return 1 end },
+        step "last" { run = function(ctx) return 2 end },
+    ''', header='''objectives = { resolve_within = "2s" },
+                   escalation = { { notify = { "ops" } }, { after = "1500ms", notify = { "ops" } },
+                                  { after = "10h", notify = { "ops" } } },''')
+    p = subprocess.Popen([IRP, "drill", pb, "--state-dir", env.state, "--run-id", "r1"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=env.dir)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)  # (irp lingers until the 3 s sleep's timer is done)
+    check(p.returncode == 75, "stopped while \"slow\" runs\n%s%s" % (out[-600:], err))
+    card = env.record("drill.scorecard")["data"]
+    check(card["escalations_due_not_fired"] == [], "nothing was due yet: %r" % card["escalations_due_not_fired"])
+    p = subprocess.Popen([IRP, "resume", "r1", "--state-dir", env.state], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=env.dir)
+    time.sleep(2.5)
+    out, err = p.communicate("skip\n", timeout=30)
+    check(p.returncode == 0, "resumed, in-flight step skipped\n%s%s" % (out[-800:], err))
+    recs = env.journal()
+    tiers = [x["data"]["tier"] for x in recs if x["type"] == "escalation.triggered"]
+    card = [x["data"] for x in recs if x["type"] == "drill.scorecard"][-1]
+    if tiers != [1]:  # the engine caught up after all (a very slow machine): nothing to report then
+        check(all(d["tier"] not in tiers or d["rule"] == "objective" for d in card["escalations_due_not_fired"]),
+              "a tier that fired is not reported", card)
+        return
+    due = [(d["tier"], d["due_ms"], d["rule"]) for d in card["escalations_due_not_fired"]]
+    check(due == [(2, 1500, "after"), (3, 2000, "objective")],
+          "tier 2 by its after, then the breached objective's escalation (the next tier): %r" % due)
+    check(card["objectives"][0]["verdict"] == "breached", "the objective is breached", card)
+    check("escalation that should have fired and did not: tier 2 at T+1.5s (its after = 1.5s passed on the drill "
+          "clock with the run still open)" in out, "printed", out)
+    check("tier 3 at T+2.0s (objective resolve_within (2.0s) breached with no escalation following)" in out,
+          "the objective's printed", out)
+    # A drill whose tiers fired as the rules say reports nothing (2x: the
+    # timer checks every 250 ms of the drill clock, and the sleep is 3 s).
+    r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r2", "--speed", "2")
+    card = env.record("drill.scorecard", run="r2")["data"]
+    check(r.code == 0 and card["escalations"] == [1, 2, 3] and card["escalations_due_not_fired"] == [],
+          "every due tier fired: %r" % card, r)
+    # At 7200x the whole drill takes a few real milliseconds, less than the
+    # engine's shortest tick (10 ms): the due tier and objective never fire.
+    r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r3", "--speed", "7200")
+    card = env.record("drill.scorecard", run="r3")["data"]
+    if card["escalations"] == [1]:
+        check([d["tier"] for d in card["escalations_due_not_fired"]] == [2, 3], "a fast clock's misses: %r" % card, r)
 
 
 def test_finished_drill_is_finished_for_status_and_resume(env):

@@ -5,10 +5,12 @@
  * facilitator makes (unknown fields with "did you mean" and the right
  * line, bad times, bad answer words, wrong types, syntax errors), the
  * sandbox (no io/os/load, a load deadline), and the check of step ids
- * against a playbook outline.
+ * against a playbook outline; the scorecard's escalations due by the
+ * playbook's own rules that did not fire (scorecard_due.c).
  * Depends on: cmocka, scenario.h.
  */
 #include "scenario.h"
+#include "scenario_internal.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,6 +150,102 @@ static void test_answer_thinking_time(void **state)
     expect_error("return scenario {\n answers = { a = { manual = \"done\", aftr = \"5m\" } },\n}\n", "after");
 }
 
+/* An outcome takes the place of a drill table: the same fields (json,
+ * exec = { ... }, http = { ... }), checked with file:line errors. */
+static void test_outcome_drill_table_fields(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    sc_scenario *sc = load("return scenario { outcomes = {\n"
+                           "  api = { { status = 201, headers = { ['Content-Type'] = 'application/json' }, json = { ok = true, n = 2 } } },\n"
+                           "  both = { { exec = { stdout = 'x' }, http = { status = 404, body = 'gone' } } },\n"
+                           "} }\n",
+                           err, sizeof err);
+    if (!sc)
+        fail_msg("%s", err);
+    json_t *o = json_array_get(json_object_get(sc->outcomes, "api"), 0);
+    assert_true(json_is_true(json_object_get(json_object_get(o, "json"), "ok")));
+    o = json_array_get(json_object_get(sc->outcomes, "both"), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "http"), "status")), 404);
+    sc_free(sc);
+    expect_error("return scenario { outcomes = {\n  a = { { jsno = {} } } } }\n",
+                 "scn.lua:2: outcome: unknown field 'jsno' (did you mean 'json'?)");
+    expect_error("return scenario { outcomes = {\n  a = { {\n    http = { stauts = 200 } } } } }\n",
+                 "scn.lua:3: outcome.http: unknown field 'stauts' (did you mean 'status'?)");
+    expect_error("return scenario { outcomes = {\n  a = { { exec = { json = {} } } } } }\n",
+                 "scn.lua:2: outcome.exec: unknown field 'json'");
+    expect_error("return scenario { outcomes = {\n  a = { { http = { status = '200' } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].http: code and status are integers");
+    expect_error("return scenario { outcomes = {\n  a = { { body = { 1 } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1]: code and status are integers, stdout, stderr and body strings");
+    expect_error("return scenario { outcomes = {\n  a = { { headers = { x = 1 } } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].headers must be a table of strings");
+    expect_error("return scenario { outcomes = {\n  a = { { http = 'ok' } } } }\n",
+                 "scn.lua:2: outcomes[\"a\"][1].http must be a table");
+}
+
+/* escalate.c's rules replayed on the drill clock (scorecard_due.c). */
+static void test_escalations_due_not_fired(void **state)
+{
+    (void)state;
+    json_t *tiers = json_pack("[{s:i, s:i}, {s:i, s:i}, {s:i, s:i}]", "tier", 1, "after_ms", 0, "tier", 2, "after_ms",
+                              900000, "tier", 3, "after_ms", 2700000);
+    json_t *none = json_array();
+    json_t *start = json_pack("[{s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started");
+    /* Tier 2's after passed with the run open and it never fired; tier 3's time never came. */
+    json_t *due = scd_due_not_fired(tiers, none, start, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "due_ms")), 900000);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "rule")), "after");
+    json_decref(due);
+    /* Tier 2 reached earlier by on_failure = "escalate": its after has nothing left to fire. */
+    json_t *climbed = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started",
+                                "tier", 2, "sim_ms", 60000, "reason", "step \"x\" failed: boom");
+    due = scd_due_not_fired(tiers, none, climbed, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    /* Tier 1 never fired at start: due at 0. The run ended before 15m: nothing else. */
+    due = scd_due_not_fired(tiers, none, none, 600000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "due_ms")), 0);
+    json_decref(due);
+    /* A breached objective: with its escalation on record nothing is due; without, the next
+     * tier above the highest fired then, and a tier due at the same time is that one. */
+    json_t *objs = json_pack("[{s:s, s:i, s:s}, {s:s, s:i, s:s}]", "objective", "contain_within", "limit_ms", 900000,
+                             "verdict", "breached", "objective", "detect_within", "limit_ms", 60000, "verdict", "met");
+    json_t *esc = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "run started",
+                            "tier", 2, "sim_ms", 900100, "reason",
+                            "objective contain_within (15m) breached: containment not finished");
+    due = scd_due_not_fired(tiers, objs, esc, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    due = scd_due_not_fired(tiers, objs, start, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "rule")), "objective");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(due, 0), "objective")), "contain_within");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 2);
+    json_decref(due);
+    /* At the top, a breach pages the top tier again. */
+    json_t *top = json_pack("[{s:i, s:i, s:s}, {s:i, s:i, s:s}, {s:i, s:i, s:s}]", "tier", 1, "sim_ms", 0, "reason", "a",
+                            "tier", 2, "sim_ms", 1000, "reason", "b", "tier", 3, "sim_ms", 2000, "reason", "c");
+    due = scd_due_not_fired(tiers, objs, top, 1200000);
+    assert_int_equal(json_array_size(due), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(due, 0), "tier")), 3);
+    json_decref(due);
+    /* A playbook without tiers: nothing can fire. */
+    due = scd_due_not_fired(none, objs, none, 1200000);
+    assert_int_equal(json_array_size(due), 0);
+    json_decref(due);
+    json_decref(top);
+    json_decref(esc);
+    json_decref(objs);
+    json_decref(climbed);
+    json_decref(start);
+    json_decref(none);
+    json_decref(tiers);
+}
+
 static void test_sandbox(void **state)
 {
     (void)state;
@@ -219,6 +317,8 @@ int main(void)
         cmocka_unit_test(test_field_errors),
         cmocka_unit_test(test_playbook_and_inputs),
         cmocka_unit_test(test_answer_thinking_time),
+        cmocka_unit_test(test_outcome_drill_table_fields),
+        cmocka_unit_test(test_escalations_due_not_fired),
         cmocka_unit_test(test_sandbox),
         cmocka_unit_test(test_check_steps),
     };
