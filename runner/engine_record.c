@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,8 +290,17 @@ int eng_decide_in_flight(eng_run *r)
             int rc = tm_prompt(r->loop, "   retry it, mark it done, or skip it? retry / done / skip >", &line,
                                &r->interrupted);
             if (rc < 0) {
+                /* Stopped here like at any other prompt: on the record, resumable. */
+                int sigint = rc == -2 && r->interrupt_signal == SIGINT;
                 tm_error("no decision for the in-flight step \"%s\" (use --in-flight retry|done|skip)", id);
-                return rc == -2 ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
+                eng_record(r, "run.interrupted", id, r->operator_name,
+                           json_pack("{s:s, s:s}", "reason",
+                                     rc == -1 ? "no answer: the operator's input ended" : sigint ? "SIGINT" : "SIGTERM",
+                                     "step", id));
+                if (eng_barrier(r) < 0)
+                    return IRP_EXIT_IOERR;
+                tm_line(TM_YELLOW, "== run %s interrupted; continue it with: irp resume %s", r->run_id, r->run_id);
+                return sigint ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
             }
             if (!strcmp(line, "retry") || !strcmp(line, "done") || !strcmp(line, "skip")) {
                 decision = !strcmp(line, "retry") ? "retry" : !strcmp(line, "done") ? "done" : "skip";

@@ -773,6 +773,44 @@ def test_second_sigint_exits_at_once_and_stays_recoverable(env):
         check(verify(env).code == 0, "verifies after the resume")
 
 
+def test_interrupt_at_the_in_flight_prompt_is_journaled(env):
+    """Ctrl-C (or SIGTERM, or the input ending) at resume's "retry / done /
+    skip" prompt for the step in flight records run.interrupted like any
+    other stop: 130 for SIGINT, 75 otherwise, the run stays resumable."""
+    bg = interrupted_run(env, sleepy_playbook(env), "wait")
+    check(bg.p.returncode == 130, "first run interrupted", bg.output())
+    for sig, code, reason in ((signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 75, "SIGTERM")):
+        n = len(env.journal())
+        bg = Bg(env, ["resume", "r1", "--state-dir", env.state], stdin=subprocess.PIPE)
+        deadline = time.monotonic() + 10 * SLACK
+        while "retry / done / skip" not in bg.stdout() and time.monotonic() < deadline:
+            check(bg.p.poll() is None, "resume waits at the prompt", bg.output())
+            time.sleep(0.01)
+        check("retry / done / skip" in bg.stdout(), "the in-flight prompt is shown", bg.output())
+        os.kill(bg.pid, sig)
+        check(bg.wait(10) == code, "%s at the prompt exits %d" % (reason, code), bg.output())
+        bg.p.stdin.close()
+        recs = env.journal()
+        check(recs[-1]["type"] == "run.interrupted" and recs[-1].get("step") == "wait"
+              and recs[-1]["data"].get("reason") == reason,
+              "%s: run.interrupted last: %r" % (reason, recs[-1]))
+        check([r["type"] for r in recs[n:]] == ["run.resumed", "run.interrupted"],
+              "nothing else recorded: %r" % [r["type"] for r in recs[n:]])
+        check(verify(env).code == 0, "verifies")
+        st = env.irp("status", "r1", "--state-dir", env.state)
+        check("interrupted" in st.out.splitlines()[0] and re.search(r"IN FLIGHT\s+wait", st.out)
+              and "irp resume r1" in st.out, "status: interrupted, wait in flight", st)
+    r = resume(env, "r1")  # the input ends at the prompt
+    check(r.code == 75 and "no decision" in r.err, "no answer exits 75", r)
+    check(env.journal()[-1]["type"] == "run.interrupted" and
+          env.journal()[-1]["data"]["reason"].startswith("no answer"), "no answer journaled")
+    r = resume(env, "r1", stdin="done\n")
+    check(r.code == 0, "resumes", r)
+    check(env.record("resume.decision", "wait")["data"] == {"decision": "done", "via": "operator"}, "decided")
+    check(env.events(step="b").count("step.succeeded") == 1, "b ran")
+    check(verify(env).code == 0, "verifies at the end")
+
+
 # ---------------------------------------------------------------- 5. lock race
 
 
