@@ -6,6 +6,7 @@
  * step that was in flight when the run stopped.
  */
 #include "engine.h"
+#include "config.h"
 #include "journal.h"
 #include "scenario.h"
 #include "secrets.h"
@@ -118,6 +119,11 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
     json_object_set_new(json_object_get(started, "playbook"), "sources", source_hashes(r));
     json_object_set_new(started, "attach", absolute_paths(opt->attach, pr_str(r->outline, "id")));
     json_object_set_new(started, "plugins", absolute_paths(opt->plugins, NULL));
+    /* The notifier configuration, so that a resume from anywhere pages the
+     * same people: its absolute path only (null: the embedded default). */
+    char *config = cf_chosen_path(opt->config);
+    json_object_set_new(started, "config", config ? json_string(config) : json_null());
+    free(config);
     free(abs);
     if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));
@@ -234,6 +240,8 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
                              r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",
                              changed && opt->force);
+    char *config = cf_chosen_path(opt->config);
+    json_object_set_new(data, "config", config ? json_string(config) : json_null());
     if (changed) {
         json_object_set_new(data, "playbook_sha256", json_string(hash));
         json_object_set_new(data, "sources", json_incref(sources));
@@ -244,6 +252,13 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     eng_record(r, "run.resumed", NULL, r->operator_name, data);
     tm_line(TM_BOLD, "== resuming run %s: %zu step%s already finished", r->run_id, json_object_size(r->state),
             json_object_size(r->state) == 1 ? "" : "s");
+    if (config)
+        tm_line(TM_DIM, "   configuration %s (%s)", config,
+                opt->config_via ? opt->config_via : "the run's journal names none: found as a new run would");
+    else
+        tm_line(TM_DIM, "   configuration: the embedded default, stdout (%s)",
+                opt->config_via ? opt->config_via : "the run's journal names none");
+    free(config);
     if (changed)
         tm_warn("the playbook changed since the run started; continuing because of --force");
     /* The worker learns the recorded results before any step runs. */

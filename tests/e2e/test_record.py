@@ -811,6 +811,94 @@ def test_interrupt_at_the_in_flight_prompt_is_journaled(env):
     check(verify(env).code == 0, "verifies at the end")
 
 
+def test_resume_notifies_through_the_configuration_the_run_started_with(env):
+    """run.started records the notifier configuration's absolute path (found
+    here as ./irp.conf.lua); a resume from another directory, with no
+    $IRP_CONFIG, still pages through it. When the file is gone the resume is
+    refused naming it (exit 65, nothing recorded); --config names another."""
+    from receiver import Receiver
+    env.env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        env.env.pop(k, None)
+    elsewhere = os.path.join(env.dir, "elsewhere")
+    os.makedirs(elsewhere)
+
+    def irp_in(cwd, *args, stdin=""):
+        p = subprocess.run([IRP] + list(args), input=stdin, capture_output=True, text=True, cwd=cwd,
+                           env=env.env, timeout=60 * SLACK, errors="replace")
+        return p
+
+    def conf(name, url):
+        return env.write(name, 'notifiers = {\n  soc = { type = "webhook", url = "%s", backoff = "100ms", '
+                               'timeout = "2s" },\n}\n' % url)
+
+    def bodies(hook):
+        return [q["body"].decode(errors="replace") for q in hook.requests]
+
+    with Receiver(limit=50) as hook, Receiver(limit=50) as other_hook:
+        path = os.path.realpath(conf("irp.conf.lua", hook.url))
+        pb = env.playbook('''
+            step "m1" { manual = "First" },
+            step "a" { run = function(ctx) ctx.notify("soc", "resumed-past-m1") return 1 end },
+            step "m2" { manual = "Second" },
+            step "b" { run = function(ctx) ctx.notify("soc", "resumed-past-m2") return 1 end },
+        ''', header='escalation = { { notify = { "soc" } } },')
+        r = env.run(pb)  # the input ends at m1
+        check(r.code == 75, "no answer at m1: interrupted", r)
+        check(env.record("run.started")["data"].get("config") == path,
+              "run.started records the configuration: %r" % env.record("run.started")["data"].get("config"))
+        check(hook.wait_for(1, 5 * SLACK) == 1, "tier 1 paged through the webhook")
+        n = hook.count()
+
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, stdin="done\n")
+        check(r.returncode == 75, "resumed from elsewhere, stops at m2", r)
+        check("configuration %s (as when the run started)" % path in r.stdout, "the banner names it", r)
+        check(env.record("run.resumed")["data"].get("config") == path, "run.resumed records it")
+        hook.wait_for(n + 1, 5 * SLACK)
+        check(any("resumed-past-m1" in b for b in bodies(hook)),
+              "the resumed run's notification reached the webhook: %r" % bodies(hook))
+        check(not any("resumed-past-m1" in b for b in [r.stdout]), "not the stdout notifier", r)
+
+        os.rename(path, path + ".moved")
+        before = len(env.journal())
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, "--yes")
+        check(r.returncode == 65 and path in r.stderr and "--config" in r.stderr,
+              "a missing configuration is refused, naming it", r)
+        check(len(env.journal()) == before, "nothing recorded by the refused resume")
+        env.write("irp.conf.lua", "this is not lua")
+        r = irp_in(env.dir, "resume", "r1", "--state-dir", env.state, "--yes")
+        check(r.returncode == 65 and path in r.stderr, "a configuration that no longer loads is refused", r)
+
+        other = conf("other.conf.lua", other_hook.url)
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, "--yes", "--config", other)
+        check(r.returncode == 0, "--config resumes with another configuration", r)
+        check("(--config)" in r.stdout, "the banner says --config", r)
+        other_hook.wait_for(1, 5 * SLACK)
+        check(any("resumed-past-m2" in b for b in bodies(other_hook)), "paged through --config")
+        check(not any("resumed-past-m2" in b for b in bodies(hook)), "not through the old one")
+    check(verify(env).code == 0, "verifies")
+    check(env.irp("resume", "--config").code == 64, "--config needs a readable file")
+
+
+def test_resume_of_a_run_without_configuration_keeps_the_default(env):
+    """A run started without configuration (null in run.started) keeps the
+    stdout notifier on resume even where ./irp.conf.lua exists now, and says
+    so."""
+    pb = env.playbook('''
+        step "m1" { manual = "First" },
+        step "a" { run = function(ctx) ctx.notify("soc", "to-stdout") return 1 end },
+        step "m2" { manual = "Second" },
+    ''')
+    r = env.run(pb)
+    check(r.code == 75 and env.record("run.started")["data"].get("config", "absent") is None,
+          "config null in run.started", r)
+    env.write("irp.conf.lua", 'notifiers = { other = { type = "stdout" } }\n')
+    r = resume(env, "r1", stdin="done\n")
+    check(r.code == 75 and "embedded default" in r.out and "as when the run started" in r.out
+          and "to-stdout" in r.out, "the default notifier still answers 'soc'", r)
+    check(env.record("run.resumed")["data"].get("config", "absent") is None, "run.resumed: null")
+
+
 # ---------------------------------------------------------------- 5. lock race
 
 
