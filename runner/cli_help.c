@@ -189,7 +189,8 @@ static const char *const log_help =
     "usage: irp log RUN_ID [--follow] [--json] [--state-dir DIR]\n"
     "\n"
     "Prints a run's journal as a timeline: time, record number, event, step, detail.\n"
-    "  --follow   keep printing new records until the run ends (like tail -f)\n"
+    "  --follow   keep printing new records until the run ends (like tail -f): it\n"
+    "             finishes or is interrupted, or no irp runs it any more (killed)\n"
     "  --json     the raw JSON lines\n"
     "A journal that fails irp verify is still shown, with a warning on stderr.\n";
 

@@ -1280,3 +1280,64 @@ def test_verify_prints_the_head_hash_to_anchor_the_end_of_the_chain(env):
     last = [l for l in lines if l][-1]
     want = "head: seq %d sha256:%s" % (json.loads(last)["seq"], hashlib.sha256(last).hexdigest())
     check(want in v.out, "verify names the last record and its hash: %s" % v.out)
+
+
+def test_log_follow_ends_for_a_killed_run(env):
+    """--follow on a run that was killed (no run.finished, no irp holds it,
+    a torn tail) prints its whole records and ends, saying how to resume,
+    instead of waiting forever."""
+    pb = sleepy_playbook(env)
+    bg = Bg(env, ["run", pb, "--state-dir", env.state, "--run-id", "r1"])
+    wait_for_record(env, "step.started", "wait", bg=bg)
+    follow = Bg(env, ["log", "r1", "--follow", "--json", "--state-dir", env.state])
+    time.sleep(0.3 * SLACK)
+    check(follow.p.poll() is None, "follows the running run", follow.output())
+    os.kill(bg.pid, signal.SIGKILL)
+    bg.wait(10)
+    with open(env.journal_path(), "ab") as f:
+        f.write(b'{"v":1,"seq":99,"ty')  # a torn tail, as a crash mid-write leaves
+    t = time.monotonic()
+    follow.wait(5)
+    check(time.monotonic() - t < 3 * SLACK and follow.p.returncode == 0, "ends soon after the kill",
+          follow.output())
+    recs, torn = read_records(env.journal_path())
+    check(torn and [json.loads(x) for x in follow.stdout().splitlines()] == recs,
+          "every whole record once, not the torn tail", follow.output())
+    check("irp resume r1" in follow.stderr(), "says how to continue", follow.output())
+    r = env.irp("log", "r1", "--follow", "--state-dir", env.state)
+    check(r.code == 0 and r.elapsed < 3 * SLACK, "started after the kill: ends too", r)
+
+
+def test_log_follow_waits_out_a_record_being_written(env):
+    """A line still being written (no newline yet) is not printed, and is
+    printed once, whole, when it is complete; --follow ends when the writer
+    lets go of the run after run.finished."""
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    check(env.run(pb).code == 0, "run")
+    path = env.journal_path()
+    with open(path, "rb") as f:
+        data = f.read()
+    want = [json.loads(x) for x in data.splitlines()]
+    cut = data.rindex(b"\n", 0, len(data) - 1) + 1 + 20  # 20 bytes into run.finished
+    lock = os.open(os.path.join(env.state, "runs", "r1", "lock"), os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "the writer" holds the run
+        os.pwrite(lock, b"%d\n" % os.getpid(), 0)
+        with open(path, "wb") as f:
+            f.write(data[:cut])
+        follow = Bg(env, ["log", "r1", "--follow", "--json", "--state-dir", env.state])
+        time.sleep(0.6 * SLACK)
+        check(follow.p.poll() is None, "still following", follow.output())
+        check([json.loads(x) for x in follow.stdout().splitlines()] == want[:-1], "the half line not shown",
+              follow.output())
+        with open(path, "ab") as f:
+            f.write(data[cut:])
+        time.sleep(0.5 * SLACK)
+        check(follow.p.poll() is None, "run.finished seen, but the writer still holds the run")
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    follow.wait(5)
+    check(follow.p.returncode == 0 and [json.loads(x) for x in follow.stdout().splitlines()] == want,
+          "every record exactly once", follow.output())
+    check(follow.stderr() == "", "no complaint", follow.output())
