@@ -1341,3 +1341,35 @@ def test_log_follow_waits_out_a_record_being_written(env):
     check(follow.p.returncode == 0 and [json.loads(x) for x in follow.stdout().splitlines()] == want,
           "every record exactly once", follow.output())
     check(follow.stderr() == "", "no complaint", follow.output())
+
+
+def test_status_and_log_looking_never_make_a_resume_refuse_the_lock(env):
+    """irp status and irp log test a run's lock by taking it shared for a
+    moment; a resume (or run) trying the lock at that moment must not be
+    refused as "in use by another irp process". Here a reader does it in a
+    tight loop while the run is resumed 30 times (each stops again at a
+    manual step: no answer)."""
+    import threading
+    pb = env.playbook('step "m" { manual = "Nobody answers" },')
+    check(env.run(pb).code == 75, "interrupted at m")
+    lock = os.path.join(env.state, "runs", "r1", "lock")
+    stop = []
+
+    def look():
+        while not stop:
+            fd = os.open(lock, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pass
+            os.close(fd)
+    t = threading.Thread(target=look)
+    t.start()
+    try:
+        refused = [r for r in (resume(env, "r1") for _ in range(30)) if "in use" in r.err]
+    finally:
+        stop.append(1)
+        t.join()
+    check(not refused, "%d of 30 resumes refused because a reader looked at the lock" % len(refused),
+          refused[0] if refused else None)
+    check(verify(env).code == 0, "verifies")
