@@ -75,8 +75,15 @@ typedef struct cf_config {
 #define CF_DEFAULT_OPSGENIE_URL "https://api.opsgenie.com"
 
 /* path NULL: $IRP_CONFIG, else ./irp.conf.lua if it exists, else the
- * embedded default. NULL with err on a bad file (exit 65 material). */
+ * embedded default; path cf_embedded_default: the embedded default
+ * whatever the environment says. NULL with err on a bad file (exit 65
+ * material). */
 cf_config *cf_load(const char *path, char *err, size_t err_size);
+/* A path to give cf_load for the embedded default (compared by address). */
+extern const char cf_embedded_default[];
+/* The file cf_load(path) reads, made absolute (malloc'd; as found when it
+ * cannot be resolved), or NULL for the embedded default. */
+char *cf_chosen_path(const char *path);
 /* Loads exactly this file. */
 cf_config *cf_load_file(const char *path, char *err, size_t err_size);
 /* Loads configuration text (chunk name used in messages). For tests. */

@@ -25,7 +25,8 @@ typedef struct eng_options {
     json_t *plugins;          /* [dir] from --plugins */
     const char *run_id;       /* NULL: generate */
     const char *state_dir;
-    const char *config;
+    const char *config;       /* NULL: as cf_load finds it; cf_embedded_default (config.h) */
+    const char *config_via;   /* resume: why this configuration ("recorded at run start", "--config") */
     int drill;
     int yes;                  /* answer every manual step done, every approval granted */
     double speed;             /* drill clock speed (>= 1) */

@@ -148,7 +148,8 @@ static const char *const verify_help =
     "incident ticket, since no chain can show records cut off its end.\n";
 
 static const char *const resume_help =
-    "usage: irp resume RUN_ID [--in-flight retry|skip|done] [--yes] [--force] [--state-dir DIR]\n"
+    "usage: irp resume RUN_ID [--in-flight retry|skip|done] [--yes] [--force] [--config FILE]\n"
+    "                 [--state-dir DIR]\n"
     "\n"
     "Continues a run that stopped (crash, kill, Ctrl-C, no answer) from its journal.\n"
     "Finished steps keep their recorded results and never run again. A step that had\n"
@@ -163,6 +164,15 @@ static const char *const resume_help =
     "  --force                      resume even though the playbook, an --attach file or\n"
     "                               a plugin it loads changed\n"
     "                               (refused otherwise: exit 65, naming what changed)\n"
+    "  --config FILE                notify through FILE instead of the configuration the\n"
+    "                               run started with\n"
+    "\n"
+    "Notifications go through the configuration the run started with (run.started\n"
+    "records its absolute path), wherever the resume is started: not $IRP_CONFIG or\n"
+    "./irp.conf.lua. When that file is gone or no longer loads, the resume is refused\n"
+    "(exit 65, naming the file) unless --config names another. A changed file is used\n"
+    "as it is now (a rotated webhook URL is a legitimate change); the resume says which\n"
+    "configuration it uses.\n"
     "\n"
     "Exit codes as for irp run; 75 when the run is locked by another irp (its pid is\n"
     "named).\n";
@@ -179,7 +189,8 @@ static const char *const log_help =
     "usage: irp log RUN_ID [--follow] [--json] [--state-dir DIR]\n"
     "\n"
     "Prints a run's journal as a timeline: time, record number, event, step, detail.\n"
-    "  --follow   keep printing new records until the run ends (like tail -f)\n"
+    "  --follow   keep printing new records until the run ends (like tail -f): it\n"
+    "             finishes or is interrupted, or no irp runs it any more (killed)\n"
     "  --json     the raw JSON lines\n"
     "A journal that fails irp verify is still shown, with a warning on stderr.\n";
 

@@ -260,6 +260,7 @@ int cli_log(int argc, char **argv)
     size_t shown = 0;
     int rc = 0;
     int ended = 0; /* the run's last record was seen, in this poll or an earlier one */
+    int unheld = 0; /* polls in a row that found the run neither ended nor held by an irp */
     for (int poll = 0;; poll++) {
         char err[512];
         size_t torn = 0;
@@ -288,8 +289,20 @@ int cli_log(int argc, char **argv)
         shown = json_array_size(records);
         json_decref(records);
         fflush(stdout);
-        if (!follow || (ended && !lock_holder(run_dir)))
+        if (!follow)
             break;
+        long holder = lock_holder(run_dir);
+        if (!holder && ended)
+            break;
+        /* Not ended and no irp holds it: it stopped (killed, crashed) and
+         * nothing more will come until a resume; two polls in a row, so a
+         * run in the middle of taking its lock is not mistaken for it. */
+        unheld = holder ? 0 : unheld + 1;
+        if (unheld >= 2) {
+            fprintf(stderr, "irp log: run %s stopped without ending (no irp is running it): irp resume %s "
+                    "continues it\n", id, id);
+            break;
+        }
         usleep(200 * 1000);
     }
     free(run_dir);

@@ -419,8 +419,26 @@ cf_config *cf_load_file(const char *path, char *err, size_t err_size)
     return c;
 }
 
+const char cf_embedded_default[] = "(the embedded default: stdout)";
+
+char *cf_chosen_path(const char *path)
+{
+    const char *env = getenv("IRP_CONFIG");
+    const char *p = path == cf_embedded_default ? NULL
+                    : path && *path         ? path
+                    : env && *env           ? env
+                    : access("irp.conf.lua", F_OK) == 0 ? "irp.conf.lua"
+                                                        : NULL;
+    if (!p)
+        return NULL;
+    char *abs = realpath(p, NULL);
+    return abs ? abs : ut_xstrdup(p);
+}
+
 cf_config *cf_load(const char *path, char *err, size_t err_size)
 {
+    if (path == cf_embedded_default)
+        return cf_default();
     if (path && *path)
         return cf_load_file(path, err, err_size);
     const char *env = getenv("IRP_CONFIG");

@@ -287,6 +287,16 @@ static void on_signal(uv_signal_t *h, int signum)
     _exit(signum == SIGINT ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL);
 }
 
+/* After the uv signal handles are closed (the end of eng_run_playbook,
+ * and until the process exits): async-signal-safe. */
+static volatile sig_atomic_t teardown_code = IRP_EXIT_SOFTWARE;
+
+static void on_signal_in_teardown(int signum)
+{
+    (void)signum;
+    _exit(teardown_code);
+}
+
 /* An escalation tier naming a notifier the configuration does not define
  * would page nobody: reported as FILE:LINE before anything runs. Returns
  * the number of unknown names. */
@@ -601,8 +611,26 @@ out:
     tm_shutdown();
     hc_shutdown();
     nt_close(r->notify);
+    /* Closing the uv handles puts SIGINT and SIGTERM back to their default
+     * action, which would kill irp by the signal: from here on a signal
+     * ends irp at once with the exit code the run has (the record is
+     * closed; nothing left to do matters). Blocked meanwhile, so none is
+     * lost in between. */
+    sigset_t stop_signals, saved_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, &saved_mask);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
+    teardown_code = code;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal_in_teardown;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigprocmask(SIG_SETMASK, &saved_mask, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     json_decref(r->outline);

@@ -6,6 +6,7 @@
  * step that was in flight when the run stopped.
  */
 #include "engine.h"
+#include "config.h"
 #include "journal.h"
 #include "scenario.h"
 #include "secrets.h"
@@ -14,6 +15,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +119,11 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
     json_object_set_new(json_object_get(started, "playbook"), "sources", source_hashes(r));
     json_object_set_new(started, "attach", absolute_paths(opt->attach, pr_str(r->outline, "id")));
     json_object_set_new(started, "plugins", absolute_paths(opt->plugins, NULL));
+    /* The notifier configuration, so that a resume from anywhere pages the
+     * same people: its absolute path only (null: the embedded default). */
+    char *config = cf_chosen_path(opt->config);
+    json_object_set_new(started, "config", config ? json_string(config) : json_null());
+    free(config);
     free(abs);
     if (opt->drill) {
         json_object_set_new(started, "speed", json_real(opt->speed));
@@ -233,6 +240,8 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
                              r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",
                              changed && opt->force);
+    char *config = cf_chosen_path(opt->config);
+    json_object_set_new(data, "config", config ? json_string(config) : json_null());
     if (changed) {
         json_object_set_new(data, "playbook_sha256", json_string(hash));
         json_object_set_new(data, "sources", json_incref(sources));
@@ -243,6 +252,13 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     eng_record(r, "run.resumed", NULL, r->operator_name, data);
     tm_line(TM_BOLD, "== resuming run %s: %zu step%s already finished", r->run_id, json_object_size(r->state),
             json_object_size(r->state) == 1 ? "" : "s");
+    if (config)
+        tm_line(TM_DIM, "   configuration %s (%s)", config,
+                opt->config_via ? opt->config_via : "the run's journal names none: found as a new run would");
+    else
+        tm_line(TM_DIM, "   configuration: the embedded default, stdout (%s)",
+                opt->config_via ? opt->config_via : "the run's journal names none");
+    free(config);
     if (changed)
         tm_warn("the playbook changed since the run started; continuing because of --force");
     /* The worker learns the recorded results before any step runs. */
@@ -289,8 +305,17 @@ int eng_decide_in_flight(eng_run *r)
             int rc = tm_prompt(r->loop, "   retry it, mark it done, or skip it? retry / done / skip >", &line,
                                &r->interrupted);
             if (rc < 0) {
+                /* Stopped here like at any other prompt: on the record, resumable. */
+                int sigint = rc == -2 && r->interrupt_signal == SIGINT;
                 tm_error("no decision for the in-flight step \"%s\" (use --in-flight retry|done|skip)", id);
-                return rc == -2 ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
+                eng_record(r, "run.interrupted", id, r->operator_name,
+                           json_pack("{s:s, s:s}", "reason",
+                                     rc == -1 ? "no answer: the operator's input ended" : sigint ? "SIGINT" : "SIGTERM",
+                                     "step", id));
+                if (eng_barrier(r) < 0)
+                    return IRP_EXIT_IOERR;
+                tm_line(TM_YELLOW, "== run %s interrupted; continue it with: irp resume %s", r->run_id, r->run_id);
+                return sigint ? IRP_EXIT_SIGINT : IRP_EXIT_TEMPFAIL;
             }
             if (!strcmp(line, "retry") || !strcmp(line, "done") || !strcmp(line, "skip")) {
                 decision = !strcmp(line, "retry") ? "retry" : !strcmp(line, "done") ? "done" : "skip";

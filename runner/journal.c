@@ -572,22 +572,26 @@ int jr_lock_run(const char *run_dir, long *holder_pid, char *err, size_t err_siz
         free(path);
         return -1;
     }
-    int rc;
+    int rc, saved = 0;
     do
         rc = flock(fd, LOCK_EX | LOCK_NB);
     while (rc < 0 && errno == EINTR);
+    if (rc < 0 && (saved = errno) == EWOULDBLOCK) {
+        /* The holder writes its pid just after it wins: give it a moment,
+         * and never name a pid that is not alive (a previous holder's). */
+        for (int tries = 0; tries < 20 && rc < 0; tries++) {
+            *holder_pid = read_lock_pid(fd);
+            if (*holder_pid > 0 && (kill((pid_t)*holder_pid, 0) == 0 || errno == EPERM))
+                break;
+            *holder_pid = 0;
+            usleep(10 * 1000);
+            /* No live irp named: perhaps only irp status or irp log looking
+             * (they take a shared lock for a moment). Try again. */
+            rc = flock(fd, LOCK_EX | LOCK_NB);
+        }
+    }
     if (rc < 0) {
-        int saved = errno;
         if (saved == EWOULDBLOCK) {
-            /* The holder writes its pid just after it wins: give it a moment,
-             * and never name a pid that is not alive (a previous holder's). */
-            for (int tries = 0; tries < 20; tries++) {
-                *holder_pid = read_lock_pid(fd);
-                if (*holder_pid > 0 && (kill((pid_t)*holder_pid, 0) == 0 || errno == EPERM))
-                    break;
-                *holder_pid = 0;
-                usleep(10 * 1000);
-            }
             if (*holder_pid)
                 set_err(err, err_size, "run is in use by pid %ld (%s)", *holder_pid, path);
             else

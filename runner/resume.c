@@ -6,6 +6,7 @@
  */
 #include "resume.h"
 #include "cli.h"
+#include "config.h"
 #include "journal.h"
 #include "proto.h"
 #include "scenario.h"
@@ -221,6 +222,16 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
     o->speed = json_is_number(speed) ? json_number_value(speed) : 1;
     o->live_notify = pr_bool(sd, "live_notify", 0);
     o->memory = pr_int(sd, "memory", (long long)256 << 20);
+    /* The notifier configuration the run started with (a journal from
+     * before it was recorded names none: found as a new run would). */
+    json_t *config = json_object_get(sd, "config");
+    if (json_is_string(config)) {
+        o->config = json_string_value(config);
+        o->config_via = "as when the run started";
+    } else if (json_is_null(config)) {
+        o->config = cf_embedded_default;
+        o->config_via = "as when the run started";
+    }
     o->run_id = run_id;
     o->resume = run_id;
     o->resume_state = c->state;
@@ -261,7 +272,7 @@ int cli_resume(int argc, char **argv)
 {
     eng_options o;
     memset(&o, 0, sizeof o);
-    const char *run_id = NULL, *state_dir = NULL, *answer = NULL;
+    const char *run_id = NULL, *state_dir = NULL, *answer = NULL, *config = NULL;
     int yes = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -272,6 +283,12 @@ int cli_resume(int argc, char **argv)
             answer = a[11] == '=' ? a + 12 : (i + 1 < argc ? argv[++i] : NULL);
             if (!answer || (strcmp(answer, "retry") && strcmp(answer, "skip") && strcmp(answer, "done"))) {
                 fprintf(stderr, "irp resume: --in-flight takes retry, skip or done\n");
+                return IRP_EXIT_USAGE;
+            }
+        } else if (!strncmp(a, "--config", 8) && (a[8] == '=' || !a[8])) {
+            config = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!config || access(config, R_OK) < 0) {
+                fprintf(stderr, "irp resume: --config: cannot read '%s'\n", config ? config : "");
                 return IRP_EXIT_USAGE;
             }
         } else if (!strncmp(a, "--state-dir", 11)) {
@@ -297,6 +314,23 @@ int cli_resume(int argc, char **argv)
     if (!c) {
         fprintf(stderr, "irp resume: %s\n", err);
         return code;
+    }
+    if (config) {
+        o.config = config;
+        o.config_via = "--config";
+    } else if (o.config && o.config != cf_embedded_default) {
+        /* The run's configuration is gone or broken: refuse rather than page
+         * nobody (or the stdout notifier) without a word. */
+        char cerr[1024];
+        cf_config *cfg = cf_load_file(o.config, cerr, sizeof cerr);
+        if (!cfg) {
+            fprintf(stderr, "irp resume: run %s started with the configuration %s, which cannot be loaded now: "
+                    "%s\n(irp resume %s --config FILE resumes with another configuration)\n",
+                    run_id, o.config, cerr, run_id);
+            rs_free(c);
+            return IRP_EXIT_DATAERR;
+        }
+        cf_free(cfg);
     }
     o.state_dir = state_dir;
     o.yes = yes;

@@ -724,31 +724,179 @@ def test_sigterm_during_step_exits_75(env):
 
 
 def test_second_sigint_exits_at_once_and_stays_recoverable(env):
-    for gap in (0.0, 0.002, 0.02):
+    """A second SIGINT at any moment of the shutdown the first one started,
+    up to the process's very end, exits 130 and never kills irp by the
+    signal (which it did once the uv signal handles were closed): second
+    signals at several gaps, and a stream of them from run.interrupted
+    until irp has ended (SIGTERM too: 75)."""
+    for gap in ("stream", "stream", "stream", "stream-term", 0.0, 0.001, 0.002, 0.003, 0.005, 0.008, 0.02):
         env.close()
         env.__init__()
         pb = sleepy_playbook(env)
         bg = Bg(env, ["run", pb, "--state-dir", env.state, "--run-id", "r1"])
         wait_for_record(env, "step.started", "wait", bg=bg)
         time.sleep(0.05 * SLACK)
-        os.kill(bg.pid, signal.SIGINT)
-        if gap:
-            time.sleep(gap)
+        sig = signal.SIGTERM if gap == "stream-term" else signal.SIGINT
+        os.kill(bg.pid, sig)
         t = time.monotonic()
-        try:
-            os.kill(bg.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
+        if gap in ("stream", "stream-term"):
+            # Once run.interrupted is written irp only tears down: signals
+            # from then on, as fast as they can be sent, until it has ended.
+            t = time.monotonic()
+            while bg.p.poll() is None and time.monotonic() - t < 5 * SLACK:
+                with open(env.journal_path(), "rb") as f:
+                    if b'"run.interrupted"' in f.read():
+                        break
+            while bg.p.poll() is None and time.monotonic() - t < 5 * SLACK:
+                try:
+                    os.kill(bg.pid, sig)
+                except ProcessLookupError:
+                    break
+        else:
+            if gap:
+                time.sleep(gap)
+            t = time.monotonic()
+            try:
+                os.kill(bg.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
         code = bg.wait(10)
-        check(time.monotonic() - t < 2 * SLACK, "the second SIGINT exits at once (gap %.3f)" % gap)
-        check(code == 130, "exit 130 (gap %.3f)" % gap, bg.output())
+        check(time.monotonic() - t < 2 * SLACK, "the second SIGINT exits at once (gap %s)" % gap)
+        check(code == (75 if sig == signal.SIGTERM else 130), "exit 130 (75 for SIGTERM) (gap %s)" % gap,
+              bg.output())
         assert_nothing_left(bg, env.dir)
         v = verify(env)
         check(v.code == 0 or (v.code == 65 and "torn" in v.out.lower()),
-              "intact or only a torn tail (gap %.3f)" % gap, v)
+              "intact or only a torn tail (gap %s)" % gap, v)
         r = resume(env, "r1", "--in-flight", "done")
-        check(r.code == 0, "still recoverable (gap %.3f)" % gap, r)
+        check(r.code == 0, "still recoverable (gap %s)" % gap, r)
         check(verify(env).code == 0, "verifies after the resume")
+
+
+def test_interrupt_at_the_in_flight_prompt_is_journaled(env):
+    """Ctrl-C (or SIGTERM, or the input ending) at resume's "retry / done /
+    skip" prompt for the step in flight records run.interrupted like any
+    other stop: 130 for SIGINT, 75 otherwise, the run stays resumable."""
+    bg = interrupted_run(env, sleepy_playbook(env), "wait")
+    check(bg.p.returncode == 130, "first run interrupted", bg.output())
+    for sig, code, reason in ((signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 75, "SIGTERM")):
+        n = len(env.journal())
+        bg = Bg(env, ["resume", "r1", "--state-dir", env.state], stdin=subprocess.PIPE)
+        deadline = time.monotonic() + 10 * SLACK
+        while "retry / done / skip" not in bg.stdout() and time.monotonic() < deadline:
+            check(bg.p.poll() is None, "resume waits at the prompt", bg.output())
+            time.sleep(0.01)
+        check("retry / done / skip" in bg.stdout(), "the in-flight prompt is shown", bg.output())
+        os.kill(bg.pid, sig)
+        check(bg.wait(10) == code, "%s at the prompt exits %d" % (reason, code), bg.output())
+        bg.p.stdin.close()
+        recs = env.journal()
+        check(recs[-1]["type"] == "run.interrupted" and recs[-1].get("step") == "wait"
+              and recs[-1]["data"].get("reason") == reason,
+              "%s: run.interrupted last: %r" % (reason, recs[-1]))
+        check([r["type"] for r in recs[n:]] == ["run.resumed", "run.interrupted"],
+              "nothing else recorded: %r" % [r["type"] for r in recs[n:]])
+        check(verify(env).code == 0, "verifies")
+        st = env.irp("status", "r1", "--state-dir", env.state)
+        check("interrupted" in st.out.splitlines()[0] and re.search(r"IN FLIGHT\s+wait", st.out)
+              and "irp resume r1" in st.out, "status: interrupted, wait in flight", st)
+    r = resume(env, "r1")  # the input ends at the prompt
+    check(r.code == 75 and "no decision" in r.err, "no answer exits 75", r)
+    check(env.journal()[-1]["type"] == "run.interrupted" and
+          env.journal()[-1]["data"]["reason"].startswith("no answer"), "no answer journaled")
+    r = resume(env, "r1", stdin="done\n")
+    check(r.code == 0, "resumes", r)
+    check(env.record("resume.decision", "wait")["data"] == {"decision": "done", "via": "operator"}, "decided")
+    check(env.events(step="b").count("step.succeeded") == 1, "b ran")
+    check(verify(env).code == 0, "verifies at the end")
+
+
+def test_resume_notifies_through_the_configuration_the_run_started_with(env):
+    """run.started records the notifier configuration's absolute path (found
+    here as ./irp.conf.lua); a resume from another directory, with no
+    $IRP_CONFIG, still pages through it. When the file is gone the resume is
+    refused naming it (exit 65, nothing recorded); --config names another."""
+    from receiver import Receiver
+    env.env.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        env.env.pop(k, None)
+    elsewhere = os.path.join(env.dir, "elsewhere")
+    os.makedirs(elsewhere)
+
+    def irp_in(cwd, *args, stdin=""):
+        p = subprocess.run([IRP] + list(args), input=stdin, capture_output=True, text=True, cwd=cwd,
+                           env=env.env, timeout=60 * SLACK, errors="replace")
+        return p
+
+    def conf(name, url):
+        return env.write(name, 'notifiers = {\n  soc = { type = "webhook", url = "%s", backoff = "100ms", '
+                               'timeout = "2s" },\n}\n' % url)
+
+    def bodies(hook):
+        return [q["body"].decode(errors="replace") for q in hook.requests]
+
+    with Receiver(limit=50) as hook, Receiver(limit=50) as other_hook:
+        path = os.path.realpath(conf("irp.conf.lua", hook.url))
+        pb = env.playbook('''
+            step "m1" { manual = "First" },
+            step "a" { run = function(ctx) ctx.notify("soc", "resumed-past-m1") return 1 end },
+            step "m2" { manual = "Second" },
+            step "b" { run = function(ctx) ctx.notify("soc", "resumed-past-m2") return 1 end },
+        ''', header='escalation = { { notify = { "soc" } } },')
+        r = env.run(pb)  # the input ends at m1
+        check(r.code == 75, "no answer at m1: interrupted", r)
+        check(env.record("run.started")["data"].get("config") == path,
+              "run.started records the configuration: %r" % env.record("run.started")["data"].get("config"))
+        check(hook.wait_for(1, 5 * SLACK) == 1, "tier 1 paged through the webhook")
+        n = hook.count()
+
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, stdin="done\n")
+        check(r.returncode == 75, "resumed from elsewhere, stops at m2", r)
+        check("configuration %s (as when the run started)" % path in r.stdout, "the banner names it", r)
+        check(env.record("run.resumed")["data"].get("config") == path, "run.resumed records it")
+        hook.wait_for(n + 1, 5 * SLACK)
+        check(any("resumed-past-m1" in b for b in bodies(hook)),
+              "the resumed run's notification reached the webhook: %r" % bodies(hook))
+        check(not any("resumed-past-m1" in b for b in [r.stdout]), "not the stdout notifier", r)
+
+        os.rename(path, path + ".moved")
+        before = len(env.journal())
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, "--yes")
+        check(r.returncode == 65 and path in r.stderr and "--config" in r.stderr,
+              "a missing configuration is refused, naming it", r)
+        check(len(env.journal()) == before, "nothing recorded by the refused resume")
+        env.write("irp.conf.lua", "this is not lua")
+        r = irp_in(env.dir, "resume", "r1", "--state-dir", env.state, "--yes")
+        check(r.returncode == 65 and path in r.stderr, "a configuration that no longer loads is refused", r)
+
+        other = conf("other.conf.lua", other_hook.url)
+        r = irp_in(elsewhere, "resume", "r1", "--state-dir", env.state, "--yes", "--config", other)
+        check(r.returncode == 0, "--config resumes with another configuration", r)
+        check("(--config)" in r.stdout, "the banner says --config", r)
+        other_hook.wait_for(1, 5 * SLACK)
+        check(any("resumed-past-m2" in b for b in bodies(other_hook)), "paged through --config")
+        check(not any("resumed-past-m2" in b for b in bodies(hook)), "not through the old one")
+    check(verify(env).code == 0, "verifies")
+    check(env.irp("resume", "--config").code == 64, "--config needs a readable file")
+
+
+def test_resume_of_a_run_without_configuration_keeps_the_default(env):
+    """A run started without configuration (null in run.started) keeps the
+    stdout notifier on resume even where ./irp.conf.lua exists now, and says
+    so."""
+    pb = env.playbook('''
+        step "m1" { manual = "First" },
+        step "a" { run = function(ctx) ctx.notify("soc", "to-stdout") return 1 end },
+        step "m2" { manual = "Second" },
+    ''')
+    r = env.run(pb)
+    check(r.code == 75 and env.record("run.started")["data"].get("config", "absent") is None,
+          "config null in run.started", r)
+    env.write("irp.conf.lua", 'notifiers = { other = { type = "stdout" } }\n')
+    r = resume(env, "r1", stdin="done\n")
+    check(r.code == 75 and "embedded default" in r.out and "as when the run started" in r.out
+          and "to-stdout" in r.out, "the default notifier still answers 'soc'", r)
+    check(env.record("run.resumed")["data"].get("config", "absent") is None, "run.resumed: null")
 
 
 # ---------------------------------------------------------------- 5. lock race
@@ -1132,3 +1280,96 @@ def test_verify_prints_the_head_hash_to_anchor_the_end_of_the_chain(env):
     last = [l for l in lines if l][-1]
     want = "head: seq %d sha256:%s" % (json.loads(last)["seq"], hashlib.sha256(last).hexdigest())
     check(want in v.out, "verify names the last record and its hash: %s" % v.out)
+
+
+def test_log_follow_ends_for_a_killed_run(env):
+    """--follow on a run that was killed (no run.finished, no irp holds it,
+    a torn tail) prints its whole records and ends, saying how to resume,
+    instead of waiting forever."""
+    pb = sleepy_playbook(env)
+    bg = Bg(env, ["run", pb, "--state-dir", env.state, "--run-id", "r1"])
+    wait_for_record(env, "step.started", "wait", bg=bg)
+    follow = Bg(env, ["log", "r1", "--follow", "--json", "--state-dir", env.state])
+    time.sleep(0.3 * SLACK)
+    check(follow.p.poll() is None, "follows the running run", follow.output())
+    os.kill(bg.pid, signal.SIGKILL)
+    bg.wait(10)
+    with open(env.journal_path(), "ab") as f:
+        f.write(b'{"v":1,"seq":99,"ty')  # a torn tail, as a crash mid-write leaves
+    t = time.monotonic()
+    follow.wait(5)
+    check(time.monotonic() - t < 3 * SLACK and follow.p.returncode == 0, "ends soon after the kill",
+          follow.output())
+    recs, torn = read_records(env.journal_path())
+    check(torn and [json.loads(x) for x in follow.stdout().splitlines()] == recs,
+          "every whole record once, not the torn tail", follow.output())
+    check("irp resume r1" in follow.stderr(), "says how to continue", follow.output())
+    r = env.irp("log", "r1", "--follow", "--state-dir", env.state)
+    check(r.code == 0 and r.elapsed < 3 * SLACK, "started after the kill: ends too", r)
+
+
+def test_log_follow_waits_out_a_record_being_written(env):
+    """A line still being written (no newline yet) is not printed, and is
+    printed once, whole, when it is complete; --follow ends when the writer
+    lets go of the run after run.finished."""
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    check(env.run(pb).code == 0, "run")
+    path = env.journal_path()
+    with open(path, "rb") as f:
+        data = f.read()
+    want = [json.loads(x) for x in data.splitlines()]
+    cut = data.rindex(b"\n", 0, len(data) - 1) + 1 + 20  # 20 bytes into run.finished
+    lock = os.open(os.path.join(env.state, "runs", "r1", "lock"), os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "the writer" holds the run
+        os.pwrite(lock, b"%d\n" % os.getpid(), 0)
+        with open(path, "wb") as f:
+            f.write(data[:cut])
+        follow = Bg(env, ["log", "r1", "--follow", "--json", "--state-dir", env.state])
+        time.sleep(0.6 * SLACK)
+        check(follow.p.poll() is None, "still following", follow.output())
+        check([json.loads(x) for x in follow.stdout().splitlines()] == want[:-1], "the half line not shown",
+              follow.output())
+        with open(path, "ab") as f:
+            f.write(data[cut:])
+        time.sleep(0.5 * SLACK)
+        check(follow.p.poll() is None, "run.finished seen, but the writer still holds the run")
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    follow.wait(5)
+    check(follow.p.returncode == 0 and [json.loads(x) for x in follow.stdout().splitlines()] == want,
+          "every record exactly once", follow.output())
+    check(follow.stderr() == "", "no complaint", follow.output())
+
+
+def test_status_and_log_looking_never_make_a_resume_refuse_the_lock(env):
+    """irp status and irp log test a run's lock by taking it shared for a
+    moment; a resume (or run) trying the lock at that moment must not be
+    refused as "in use by another irp process". Here a reader does it in a
+    tight loop while the run is resumed 30 times (each stops again at a
+    manual step: no answer)."""
+    import threading
+    pb = env.playbook('step "m" { manual = "Nobody answers" },')
+    check(env.run(pb).code == 75, "interrupted at m")
+    lock = os.path.join(env.state, "runs", "r1", "lock")
+    stop = []
+
+    def look():
+        while not stop:
+            fd = os.open(lock, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pass
+            os.close(fd)
+    t = threading.Thread(target=look)
+    t.start()
+    try:
+        refused = [r for r in (resume(env, "r1") for _ in range(30)) if "in use" in r.err]
+    finally:
+        stop.append(1)
+        t.join()
+    check(not refused, "%d of 30 resumes refused because a reader looked at the lock" % len(refused),
+          refused[0] if refused else None)
+    check(verify(env).code == 0, "verifies")

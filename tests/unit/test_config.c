@@ -13,6 +13,7 @@
  */
 #include "config.h"
 #include "secrets.h"
+#include "util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,7 +252,34 @@ static void test_embedded_default_and_search(void **state)
     c = cf_load("other.lua", err, sizeof err); /* --config wins */
     assert_non_null(cf_find(c, "other"));
     cf_free(c);
+
+    /* The file each choice reads, absolute (recorded in run.started). */
+    char *real = realpath(dir, NULL), *want, *got;
+    assert_non_null(real);
+    want = ut_xasprintf("%s/irp.conf.lua", real);
+    got = cf_chosen_path(NULL);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    setenv("IRP_CONFIG", "other.lua", 1);
+    want = ut_xasprintf("%s/other.lua", real);
+    got = cf_chosen_path(NULL);
+    assert_string_equal(got, want);
+    free(got);
+    got = cf_chosen_path("./other.lua");
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    /* the embedded default, whatever $IRP_CONFIG and ./irp.conf.lua say */
+    assert_null(cf_chosen_path(cf_embedded_default));
+    c = cf_load(cf_embedded_default, err, sizeof err);
+    assert_non_null(c);
+    assert_true(c->embedded);
+    cf_free(c);
+    unsetenv("IRP_CONFIG");
     unlink("irp.conf.lua");
+    assert_null(cf_chosen_path(NULL));
+    free(real);
     unlink("other.lua");
     assert_int_equal(chdir(cwd), 0);
     rmdir(dir);
