@@ -165,6 +165,8 @@ void eng_on_call(sw_worker *w, long long call_id, const char *fn, json_t *args, 
 void fx_answer_ok(fx_call *call, json_t *value);
 void fx_answer_error(fx_call *call, const char *error);
 void fx_call_free(fx_call *call);
+/* Drops every ctx.sleep still waiting, unanswered (the run is stopping). */
+void fx_cancel_sleeps(void);
 /* The outline entry of a step id, or NULL. */
 json_t *eng_step_def(eng_run *r, const char *step_id);
 

@@ -225,22 +225,46 @@ static void call_ask(fx_call *c, json_t *args, int is_confirm)
     fx_answer_ok(c, json_pack("{s:o}", "answer", answer));
 }
 
-typedef struct {
+typedef struct sleep_job {
     uv_timer_t timer;
     fx_call *call;
+    struct sleep_job *prev, *next;
 } sleep_job;
+
+/* The sleeps still waiting: an interrupted run cancels them, or its final
+ * turn of the loop would wait out an hour's ctx.sleep. */
+static sleep_job *sleeping;
 
 static void sleep_closed(uv_handle_t *h)
 {
     free(h->data);
 }
 
+static void sleep_end(sleep_job *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        sleeping = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    uv_timer_stop(&job->timer);
+    uv_close((uv_handle_t *)&job->timer, sleep_closed);
+}
+
 static void sleep_done(uv_timer_t *t)
 {
     sleep_job *job = t->data;
     fx_answer_ok(job->call, NULL);
-    t->data = job;
-    uv_close((uv_handle_t *)t, sleep_closed);
+    sleep_end(job);
+}
+
+void fx_cancel_sleeps(void)
+{
+    while (sleeping) {
+        fx_call_free(sleeping->call);
+        sleep_end(sleeping);
+    }
 }
 
 static void call_sleep(fx_call *c, json_t *args)
@@ -262,6 +286,10 @@ static void call_sleep(fx_call *c, json_t *args)
     job->call = c;
     uv_timer_init(r->loop, &job->timer);
     job->timer.data = job;
+    job->next = sleeping;
+    if (sleeping)
+        sleeping->prev = job;
+    sleeping = job;
     uv_timer_start(&job->timer, sleep_done, (uint64_t)ms, 0);
 }
 

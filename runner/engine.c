@@ -599,6 +599,7 @@ int eng_run_playbook(const eng_options *opt)
         code = IRP_EXIT_IOERR;
 out:
     ex_cancel_all();
+    fx_cancel_sleeps();
     while (ex_running())
         uv_run(&loop, UV_RUN_ONCE);
     sw_destroy(&r->worker);

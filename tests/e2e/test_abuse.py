@@ -222,6 +222,26 @@ def test_worker_crash_fails_step_not_run(env):
     check(env.record("step.succeeded", "after"), "a fresh worker ran the next step")
 
 
+def test_signal_during_a_long_ctx_sleep_ends_irp_at_once(env):
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 75)):
+        run_id = "s%d" % code
+        pb = hostile(env, 'ctx.sleep("1h")', timeout="2h")
+        p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state, "--run-id", run_id], cwd=env.dir,
+                             env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0 * SLACK)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=10 * SLACK)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise AssertionError("irp waited out the step's 1 h sleep after %s" % sig.name)
+        check(p.returncode == code, "%s exits %d, got %s\n%s\n%s" % (sig.name, code, p.returncode, out, err))
+        check(time.monotonic() - t0 < 5 * SLACK, "ended promptly after %s" % sig.name)
+        check(env.events(run_id)[-1] == "run.interrupted", "run.interrupted recorded: %r" % env.events(run_id))
+
+
 def test_sigint_interrupts_and_records(env):
     pb = hostile(env, 'ctx.exec{ "sleep", "30" }', timeout="60s")
     p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state,
