@@ -174,6 +174,9 @@ json_t *eng_step_def(eng_run *r, const char *step_id);
  * journals escalation.triggered and notifies its targets. Returns the tier
  * reached (0 when the playbook has no tier left). */
 int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
+/* On resume: the objectives whose breach the journal already escalated, so
+ * they do not page again. */
+void eng_escalation_resume(eng_run *r, json_t *records);
 /* Starts the timers of tiers with "after". */
 void eng_escalation_start(eng_run *r);
 void eng_escalation_stop(eng_run *r);

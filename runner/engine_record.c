@@ -236,6 +236,7 @@ int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_
     json_decref(r->state);
     r->state = json_deep_copy(opt->resume_state);
     r->escalation_tier = opt->resume_tier;
+    eng_escalation_resume(r, opt->resume_records);
     r->started_mono = ut_mono_ms() - opt->resume_elapsed_ms;
     json_t *data = json_pack("{s:I, s:s, s:i, s:s?, s:b}", "from_seq", (json_int_t)jr_last_seq(r->jr), "operator",
                              r->operator_name, "pid", (int)getpid(), "in_flight", opt->in_flight, "forced",

@@ -79,7 +79,8 @@ void eng_on_notify_event(void *ctx, const char *type, const char *run_id, const 
         eng_barrier(r);
 }
 
-int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
+/* eng_escalate, naming the objective whose breach it is for (or NULL). */
+static int escalate_for(eng_run *r, const char *reason, const char *step, int tier, const char *objective)
 {
     int n = tier_count(r);
     if (n == 0) {
@@ -98,8 +99,8 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
     json_t *def = json_array_get(json_object_get(r->outline, "escalation"), (size_t)tier - 1);
     json_t *targets = json_object_get(def, "notify");
     eng_record(r, "escalation.triggered", step, r->operator_name,
-               json_pack("{s:i, s:O, s:s}", "tier", tier, "targets", targets ? targets : json_array(),
-                         "reason", reason));
+               json_pack("{s:i, s:O, s:s, s:s?}", "tier", tier, "targets", targets ? targets : json_array(),
+                         "reason", reason, "objective", objective));
     tm_line(TM_YELLOW, "  !! escalation tier %d: %s", tier, reason);
     const char *title = pr_str(r->outline, "title");
     char *msg = ut_xasprintf("%s[tier %d] %s: %s (run %s%s%s)", r->opt->drill ? "[DRILL] " : "", tier,
@@ -115,6 +116,38 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
     json_decref(fields);
     free(msg);
     return tier;
+}
+
+int eng_escalate(eng_run *r, const char *reason, const char *step, int tier)
+{
+    return escalate_for(r, reason, step, tier, NULL);
+}
+
+void eng_escalation_resume(eng_run *r, json_t *records)
+{
+    if (!r->breached)
+        r->breached = json_object();
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+    {
+        if (strcmp(pr_str(rec, "type") ? pr_str(rec, "type") : "", "escalation.triggered") != 0)
+            continue;
+        json_t *data = json_object_get(rec, "data");
+        const char *key = pr_str(data, "objective");
+        if (key) {
+            json_object_set_new(r->breached, key, json_integer(0));
+            continue;
+        }
+        /* A journal from before the objective was named: "objective KEY (30m00s) breached: ..." */
+        const char *reason = pr_str(data, "reason");
+        const char *sp = reason && !strncmp(reason, "objective ", 10) ? strstr(reason + 10, " (") : NULL;
+        if (sp && strstr(sp, ") breached")) {
+            char *k = ut_xasprintf("%.*s", (int)(sp - (reason + 10)), reason + 10);
+            json_object_set_new(r->breached, k, json_integer(0));
+            free(k);
+        }
+    }
 }
 
 
@@ -189,7 +222,7 @@ static void check_objectives(eng_run *r)
         char *reason = ut_xasprintf("objective %s (%s) breached: %s not finished", key, shown,
                                     phase ? phase : "the run is");
         json_object_set_new(r->breached, key, json_integer(elapsed_ms(r)));
-        eng_escalate(r, reason, r->current_step, 0);
+        escalate_for(r, reason, r->current_step, 0, key);
         free(reason);
     }
 }

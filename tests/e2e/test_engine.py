@@ -305,3 +305,23 @@ def test_playbook_title_is_templated_with_the_inputs(env):
           "playbook (did you mean {{host}}?)" in r.err, "an unknown input in the title is an error", r)
     check(bad + ":3: template {{steps.a.status}} in title of playbook: only inputs" in r.err,
           "steps cannot be named in the title", r)
+
+
+def test_resume_does_not_page_again_for_an_objective_already_breached(env):
+    pb = env.playbook('''
+        step "slow" { phase = "containment", timeout = "1h", run = function(ctx) ctx.sleep("3m") return 1 end },
+        step "ask" { phase = "containment", manual = "Confirm the host is cut off" },
+    ''', header='''phases = { "detection", "containment" },
+        objectives = { contain_within = "1m" },
+        escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } }, { after = "9h", notify = { "ciso" } } }''')
+    r = env.drill(pb, "--speed", "600", stdin="")
+    check(r.code == 75, "stops at the manual step for want of an answer", r)
+
+    def breaches():
+        return [x for x in env.journal() if x["type"] == "escalation.triggered"
+                and "objective contain_within" in x["data"]["reason"]]
+    check(len(breaches()) == 1 and breaches()[0]["data"].get("objective") == "contain_within",
+          "breached once, the objective named: %r" % breaches())
+    r = env.irp("resume", "r1", "--state-dir", env.state, "--yes")
+    check(r.code == 0, "resume", r)
+    check(len(breaches()) == 1, "the resume does not page again for the same breach: %r" % breaches())
