@@ -177,6 +177,9 @@ int eng_escalate(eng_run *r, const char *reason, const char *step, int tier);
 /* On resume: the objectives whose breach the journal already escalated, so
  * they do not page again. */
 void eng_escalation_resume(eng_run *r, json_t *records);
+/* One more look at the timed tiers and objectives, now: a fast drill clock
+ * can pass a tier's time between two ticks of the check as the run ends. */
+void eng_escalation_catch_up(eng_run *r);
 /* Starts the timers of tiers with "after". */
 void eng_escalation_start(eng_run *r);
 void eng_escalation_stop(eng_run *r);

@@ -227,9 +227,21 @@ static void check_objectives(eng_run *r)
     }
 }
 
+static void check_tiers_now(eng_run *r);
+
 static void check_timed_tiers(uv_timer_t *t)
 {
-    eng_run *r = t->data;
+    check_tiers_now(t->data);
+}
+
+void eng_escalation_catch_up(eng_run *r)
+{
+    if (r->escalation_timer_init)
+        check_tiers_now(r);
+}
+
+static void check_tiers_now(eng_run *r)
+{
     check_objectives(r);
     json_t *tiers = json_object_get(r->outline, "escalation");
     size_t i;

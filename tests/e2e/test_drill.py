@@ -628,13 +628,14 @@ def test_drill_resume_carries_the_players_time_already_spent(env):
               "%s: answered 4 drill minutes after the prompt opened, not 4 after the resume: %d ms" % (step, done - start))
 
 
-def test_drill_scorecard_names_escalations_due_by_the_playbook_that_did_not_fire(env):
-    # The engine checks timed tiers and objectives on a timer tick while the
-    # steps are walked. A resumed run asks about its in-flight step before
-    # that timer starts: here 2.5 drill seconds pass at that question, tier
-    # 2 (after = 1500ms) and the objective (2s) come due, and the run ends
-    # before the first tick. The scorecard says so, from the playbook's
-    # rules (not from the scenario's expect).
+def test_drill_escalations_come_due_at_a_resume_question_and_on_a_fast_clock(env):
+    # Timed tiers and objectives are checked on a timer tick. That timer runs
+    # while a resumed run asks about its in-flight step (here 2.5 drill
+    # seconds pass at that question: tier 2, after = 1500ms, and the 2 s
+    # objective come due), and a drill whose fast clock passes a tier's time
+    # between two ticks as it ends gets one more check before run.finished.
+    # The scorecard's list of escalations due but not fired (worked out from
+    # the playbook's own rules; unit test in test_scenario.c) is then empty.
     import signal
     import subprocess
     import time
@@ -649,7 +650,7 @@ def test_drill_scorecard_names_escalations_due_by_the_playbook_that_did_not_fire
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=env.dir)
     time.sleep(0.5)
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=30)  # (irp lingers until the 3 s sleep's timer is done)
+    out, err = p.communicate(timeout=30)
     check(p.returncode == 75, "stopped while \"slow\" runs\n%s%s" % (out[-600:], err))
     card = env.record("drill.scorecard")["data"]
     check(card["escalations_due_not_fired"] == [], "nothing was due yet: %r" % card["escalations_due_not_fired"])
@@ -659,32 +660,27 @@ def test_drill_scorecard_names_escalations_due_by_the_playbook_that_did_not_fire
     out, err = p.communicate("skip\n", timeout=30)
     check(p.returncode == 0, "resumed, in-flight step skipped\n%s%s" % (out[-800:], err))
     recs = env.journal()
-    tiers = [x["data"]["tier"] for x in recs if x["type"] == "escalation.triggered"]
+    esc = [x for x in recs if x["type"] == "escalation.triggered"]
     card = [x["data"] for x in recs if x["type"] == "drill.scorecard"][-1]
-    if tiers != [1]:  # the engine caught up after all (a very slow machine): nothing to report then
-        check(all(d["tier"] not in tiers or d["rule"] == "objective" for d in card["escalations_due_not_fired"]),
-              "a tier that fired is not reported", card)
-        return
-    due = [(d["tier"], d["due_ms"], d["rule"]) for d in card["escalations_due_not_fired"]]
-    check(due == [(2, 1500, "after"), (3, 2000, "objective")],
-          "tier 2 by its after, then the breached objective's escalation (the next tier): %r" % due)
-    check(card["objectives"][0]["verdict"] == "breached", "the objective is breached", card)
-    check("escalation that should have fired and did not: tier 2 at T+1.5s (its after = 1.5s passed on the drill "
-          "clock with the run still open)" in out, "printed", out)
-    check("tier 3 at T+2.0s (objective resolve_within (2.0s) breached with no escalation following)" in out,
-          "the objective's printed", out)
-    # A drill whose tiers fired as the rules say reports nothing (2x: the
-    # timer checks every 250 ms of the drill clock, and the sleep is 3 s).
+    check(sorted(x["data"]["tier"] for x in esc) == [1, 2, 3], "tiers 2 and 3 fired during the question: %r" % esc)
+    check(any(x["data"].get("objective") == "resolve_within" for x in esc), "the objective's breach escalated")
+    check(card["escalations_due_not_fired"] == [], "nothing missed: %r" % card["escalations_due_not_fired"])
+    # 2x: the timer checks every 250 ms of the drill clock, the sleep is 3 s.
     r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r2", "--speed", "2")
     card = env.record("drill.scorecard", run="r2")["data"]
     check(r.code == 0 and card["escalations"] == [1, 2, 3] and card["escalations_due_not_fired"] == [],
-          "every due tier fired: %r" % card, r)
-    # At 7200x the whole drill takes a few real milliseconds, less than the
-    # engine's shortest tick (10 ms): the due tier and objective never fire.
+          "every due tier fired at 2x: %r" % card, r)
+    # 7200x: the whole drill takes a few real milliseconds, less than the
+    # shortest tick (10 ms). The check as the drill ends fires tier 2 (its
+    # time passed with the run open); the objective's phase (the run) has
+    # finished by then, so its breach pages nobody, and the scorecard says so.
     r = env.irp("drill", pb, "--state-dir", env.state, "--run-id", "r3", "--speed", "7200")
     card = env.record("drill.scorecard", run="r3")["data"]
-    if card["escalations"] == [1]:
-        check([d["tier"] for d in card["escalations_due_not_fired"]] == [2, 3], "a fast clock's misses: %r" % card, r)
+    due = [(d["rule"], d.get("objective")) for d in card["escalations_due_not_fired"]]
+    check(r.code == 0 and 2 in card["escalations"], "tier 2 fired at 7200x: %r" % card, r)
+    if card["escalations"] == [1, 2]:
+        check(due == [("objective", "resolve_within")], "the unescalated breach is reported: %r" % due)
+        check("breached with no escalation following" in r.out, "and printed", r)
 
 
 def test_finished_drill_is_finished_for_status_and_resume(env):
