@@ -150,6 +150,8 @@ static void last_line(const char *text, size_t len, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)n, text + start);
 }
 
+#define CX_EXEC_MAX_ARGS 4096
+
 /* ctx.exec{ argv..., stdin=, timeout=, env=, cwd=, shell=, check= } or
  * ctx.exec("cmd", "arg", ...) -> {code, stdout, stderr, ...} */
 int cx_fn_exec(lua_State *L)
@@ -162,6 +164,11 @@ int cx_fn_exec(lua_State *L)
         return luaL_error(L, "ctx.exec needs a command: ctx.exec{ \"cmd\", \"arg\", ... }");
     if (t)
         check_options(L, t, "exec", options);
+    if (n > CX_EXEC_MAX_ARGS)
+        return luaL_error(L, "ctx.exec: %d arguments; at most %d", n, CX_EXEC_MAX_ARGS);
+    /* each argument is pushed, then the options: a C function is only
+     * promised LUA_MINSTACK (20) free slots */
+    luaL_checkstack(L, n + 16, "ctx.exec: too many arguments");
     int base = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         if (t)

@@ -355,6 +355,10 @@ json_t *lj_from_lua(lua_State *L, int idx, const char *root, int flags, size_t m
 void lj_push(lua_State *L, const json_t *v)
 {
     luaL_checkstack(L, 3, "JSON value nested too deeply");
+    if (!v) {
+        lua_pushnil(L);
+        return;
+    }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         lua_createtable(L, 0, (int)json_object_size(v));

@@ -368,3 +368,21 @@ def test_huge_operator_lines_are_cut(env):
     check("truncated" not in env.record("manual.answered", "m2")["data"], "a short answer is whole")
     notes = [r for r in env.journal() if r["type"] == "operator.note" and r.get("step") == "m3"]
     check(notes and notes[0]["data"].get("truncated") is True, "a cut line at the end of input: %r" % notes)
+
+
+def test_exec_with_many_arguments(env):
+    # Every argument is pushed on the Lua stack: 30 once overflowed the 20
+    # slots a C function is promised and crashed the worker after the command ran.
+    pb = env.playbook('''
+        step "many" { run = function(ctx)
+            local a = { "echo" } for i = 1, 300 do a[#a + 1] = "x" .. i end
+            return { out = ctx.exec(a).stdout } end },
+        step "too-many" { on_failure = "continue", run = function(ctx)
+            local a = { "echo" } for i = 1, 5000 do a[#a + 1] = "x" end
+            ctx.exec(a) end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "run", r)
+    out = env.record("step.succeeded", "many")["data"]["result"]["out"]
+    check(out.split() == ["x%d" % i for i in range(1, 301)], "300 arguments reach the command: %r" % out[:200])
+    check("at most 4096" in env.record("step.failed", "too-many")["data"]["reason"], "a bound, named")
