@@ -386,3 +386,20 @@ def test_exec_with_many_arguments(env):
     out = env.record("step.succeeded", "many")["data"]["result"]["out"]
     check(out.split() == ["x%d" % i for i in range(1, 301)], "300 arguments reach the command: %r" % out[:200])
     check("at most 4096" in env.record("step.failed", "too-many")["data"]["reason"], "a bound, named")
+
+
+def test_closed_standard_streams(env):
+    # cron, a service manager or `<&-` can start irp with fd 0, 1 or 2 closed.
+    pb = env.playbook('''
+        step "a" { run = function(ctx) return ctx.exec{ "true" }.code end },
+        step "m" { manual = "x" },
+    ''')
+    for i, closed in enumerate(("<&-", ">&-", "2>&-", ">&- 2>&-")):
+        run_id = "c%d" % i
+        p = subprocess.run("exec \"$IRP_BIN\" run pb.lua --state-dir state --run-id %s --yes %s" % (run_id, closed),
+                           shell=True, cwd=env.dir, env=dict(env.env, IRP_BIN=IRP), capture_output=True, timeout=30)
+        check(p.returncode == 0, "closed %s: exit %s %r" % (closed, p.returncode, p.stderr[-500:]))
+        check(env.events(run_id)[-1] == "run.finished", "closed %s: the run finished" % closed)
+    p = subprocess.run("exec \"$IRP_BIN\" run pb.lua --state-dir state --run-id c9 <&-", shell=True, cwd=env.dir,
+                       env=dict(env.env, IRP_BIN=IRP), capture_output=True, timeout=30)
+    check(p.returncode == 75, "no stdin at a manual step: no answer, resumable (exit %s)" % p.returncode)
