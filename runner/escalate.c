@@ -286,6 +286,8 @@ void eng_escalation_stop(eng_run *r)
     }
 }
 
+#define WAIT_REPEAT_MIN_MS (5 * 60 * 1000) /* run clock */
+
 typedef struct {
     uv_timer_t timer;
     eng_run *run;
@@ -301,11 +303,17 @@ typedef struct {
 static void wait_fired(uv_timer_t *t)
 {
     wait_escalation *w = t->data;
-    if (eng_clock_ms(w->run) - w->asked_at < w->period_ms * (w->fired + 1))
+    /* The first escalation comes at the step's timeout; each one after it a
+     * timeout later, but never sooner than WAIT_REPEAT_MIN_MS: a "1ms"
+     * timeout must not page the top tier a thousand times a second. */
+    int64_t repeat = w->period_ms > WAIT_REPEAT_MIN_MS ? w->period_ms : WAIT_REPEAT_MIN_MS;
+    int64_t due = w->period_ms + repeat * w->fired;
+    int64_t waited = eng_clock_ms(w->run) - w->asked_at;
+    if (waited < due)
         return;
     w->fired++;
     char shown[32];
-    ut_format_duration(w->period_ms * w->fired, shown, sizeof shown);
+    ut_format_duration(due, shown, sizeof shown);
     char *reason = ut_xasprintf("step \"%s\" has waited %s for %s", w->step, shown, w->what);
     eng_escalate(w->run, reason, w->step, 0);
     free(reason);

@@ -325,3 +325,18 @@ def test_resume_does_not_page_again_for_an_objective_already_breached(env):
     r = env.irp("resume", "r1", "--state-dir", env.state, "--yes")
     check(r.code == 0, "resume", r)
     check(len(breaches()) == 1, "the resume does not page again for the same breach: %r" % breaches())
+
+
+def test_a_tiny_wait_timeout_does_not_flood_the_pager(env):
+    import subprocess, time
+    from harness import IRP
+    pb = env.playbook('''
+        step "m" { manual = "Call the DBA", timeout = "1ms" },
+    ''', header='escalation = { { notify = { "chat" } }, { after = "5h", notify = { "pager" } } }')
+    p = subprocess.Popen([IRP, "run", pb, "--state-dir", env.state, "--run-id", "r1"], cwd=env.dir, env=env.env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    out, err = p.communicate("done\n", timeout=20)
+    check(p.returncode == 0, "answered: %s %s" % (out[-500:], err))
+    waits = [x for x in env.journal() if x["type"] == "escalation.triggered" and "has waited" in x["data"]["reason"]]
+    check(len(waits) == 1, "one escalation at the timeout, the next not before 5 minutes: %r" % waits)
