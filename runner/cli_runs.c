@@ -130,7 +130,7 @@ static int status_one(const char *state_dir, const char *id)
     json_decref(records);
     free(run_dir);
     free(path);
-    return 0;
+    return damaged ? IRP_EXIT_DATAERR : 0; /* a broken record is bad input, as for irp verify */
 }
 
 static int by_name(const void *a, const void *b)

@@ -194,6 +194,17 @@ static char *describe_change(eng_run *r, const char *hash, json_t *sources)
 int eng_open_resumed_record(eng_run *r, const char *hash, char *err, size_t err_size)
 {
     const eng_options *opt = r->opt;
+    /* --force takes an edited playbook, never another one: the journal is
+     * the record of one playbook's run. */
+    json_t *started = json_array_get(opt->resume_records, 0);
+    const char *was = pr_str(json_object_get(json_object_get(started, "data"), "playbook"), "id");
+    const char *is = pr_str(r->outline, "id");
+    if (was && is && strcmp(was, is) != 0) {
+        tm_error("run %s is a run of playbook '%s'; %s is playbook '%s' (not even --force resumes a run "
+                 "with another playbook)",
+                 r->run_id, was, opt->playbook ? opt->playbook : "the file given", is);
+        return IRP_EXIT_DATAERR;
+    }
     json_t *sources = source_hashes(r);
     char *what = describe_change(r, hash, sources);
     int changed = what != NULL;

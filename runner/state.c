@@ -71,7 +71,7 @@ char *st_new_run_id(void)
 int st_valid_run_id(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > 64 || id[0] == '.')
+    if (n == 0 || n > 64 || id[0] == '.' || id[0] == '-') /* '-x' would read as an option */
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];

@@ -69,3 +69,9 @@ def test_list_of_a_missing_directory_names_it(env):
     f = env.write("file.lua", "return 1\n")
     r = env.irp("list", f)
     check(r.code == 65 and r.err.strip() == "irp list: %s: Not a directory" % f, "a file is not a directory", r)
+
+
+def test_a_run_id_never_starts_with_a_dash(env):
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    r = env.irp("run", pb, "--state-dir", env.state, "--run-id", "-x")
+    check(r.code == 64 and "-x" in r.err, "refused as a usage error: status, log and resume would read it as an option", r)

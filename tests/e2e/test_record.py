@@ -595,8 +595,8 @@ def test_damage_before_the_tail_is_not_a_tear(env):
         check(any(w in text for w in words), "%s: verify says what is wrong" % name, v)
         check(re.search(r"line \d+", text) and re.search(r"seq", text), "%s: names line and seq" % name, v)
         st = env.irp("status", "r1", "--state-dir", env.state)
-        check(st.code == 0 and "BROKEN" in st.out and "irp resume" not in st.out,
-              "%s: status says the journal is broken, and does not offer a resume" % name, st)
+        check(st.code == 65 and "BROKEN" in st.out and "irp resume" not in st.out,
+              "%s: status says the journal is broken (exit 65), and does not offer a resume" % name, st)
         st = env.irp("status", "--state-dir", env.state)
         check(re.search(r"^r1\s+live\s+BROKEN", st.out, re.M), "%s: the run list says BROKEN" % name, st)
         lg = env.irp("log", "r1", "--json", "--state-dir", env.state)
@@ -1373,3 +1373,17 @@ def test_status_and_log_looking_never_make_a_resume_refuse_the_lock(env):
     check(not refused, "%d of 30 resumes refused because a reader looked at the lock" % len(refused),
           refused[0] if refused else None)
     check(verify(env).code == 0, "verifies")
+
+
+def test_force_never_resumes_a_run_with_another_playbook(env):
+    pb = env.playbook('step "m" { manual = "x" },')
+    r = env.run(pb, stdin="")
+    check(r.code == 75, "stops at the manual step", r)
+    env.write("pb.lua", 'return playbook { id = "other", title = "Other", steps = { step "z" { manual = "y" } } }\n')
+    n = len(env.journal())
+    r = resume(env, "r1", "--force", "--yes")
+    check(r.code == 65 and "playbook 't'" in r.err and "'other'" in r.err, "refused, naming both ids", r)
+    check(len(env.journal()) == n, "nothing journaled")
+    env.write("pb.lua", 'return playbook { id = "t", title = "Test", steps = { step "m" { manual = "x, edited" } } }\n')
+    r = resume(env, "r1", "--force", "--yes")
+    check(r.code == 0, "an edited playbook (same id) is resumed with --force", r)
