@@ -48,6 +48,18 @@ int ut_utf8_valid(const char *s, size_t len);
  * *out_len (may be NULL) receives the length. */
 char *ut_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
+/* A malloc'd, NUL-terminated rendering of s[0..len) that is safe to print on
+ * a terminal: text from outside irp (command output, -v values, log
+ * messages, journal fields) must not move the cursor, clear the screen,
+ * retitle the window or ring the bell. C0 controls (but tab, and newline
+ * when keep_newline) and DEL are shown in caret notation ("^[" for ESC,
+ * "^G" for BEL, "^?" for DEL), C1 controls (U+0080..U+009F) as "\u009b",
+ * and bytes that are not valid UTF-8 as "\xff"; valid UTF-8 is copied
+ * unchanged. Redact secrets before, not after (the rendering changes the
+ * bytes). irp's own colour codes are added around the result, never passed
+ * through it. */
+char *ut_term_safe(const char *s, size_t len, int keep_newline);
+
 /* The candidate closest to word by edit distance when it is at most
  * max_distance away, else NULL. candidates ends with NULL. */
 const char *ut_closest(const char *word, const char *const *candidates, size_t max_distance);

@@ -36,6 +36,24 @@ static long lock_holder(const char *run_dir)
     return pid;
 }
 
+/* s (or dflt when s is NULL) made safe for the terminal, one line
+ * (ut_term_safe): journal fields hold what hosts and playbooks said. Valid
+ * until eight later calls, enough for one printf's arguments. */
+static const char *tsafe(const char *s, const char *dflt)
+{
+    static char *ring[8];
+    static unsigned next;
+    if (!s)
+        s = dflt;
+    if (!s)
+        return NULL;
+    free(ring[next]);
+    ring[next] = ut_term_safe(s, strlen(s), 0);
+    const char *r = ring[next];
+    next = (next + 1) % 8;
+    return r;
+}
+
 static const char *data_str(json_t *rec, const char *key)
 {
     return pr_str(json_object_get(rec, "data"), key);
@@ -76,7 +94,7 @@ static int status_one(const char *state_dir, const char *id)
     size_t torn = 0;
     json_t *records = jr_read(path, &torn, err, sizeof err);
     if (!records) {
-        fprintf(stderr, "irp status: %s\n", err);
+        fprintf(stderr, "irp status: %s\n", tsafe(err, NULL));
         free(run_dir);
         free(path);
         return IRP_EXIT_DATAERR;
@@ -84,17 +102,16 @@ static int status_one(const char *state_dir, const char *id)
     long holder = lock_holder(run_dir);
     json_t *first = json_array_get(records, 0);
     json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
-    printf("run %s (%s): %s", id, pr_str(first, "mode") ? pr_str(first, "mode") : "?", run_state(records, holder));
+    printf("run %s (%s): %s", id, tsafe(pr_str(first, "mode"), "?"), tsafe(run_state(records, holder), NULL));
     if (holder > 0)
         printf(" (pid %ld)", holder);
-    printf("\nplaybook %s (%s), started %s by %s\n", pr_str(pb, "title") ? pr_str(pb, "title") : "?",
-           pr_str(pb, "file") ? pr_str(pb, "file") : "?", pr_str(first, "ts") ? pr_str(first, "ts") : "?",
-           data_str(first, "operator") ? data_str(first, "operator") : "?");
+    printf("\nplaybook %s (%s), started %s by %s\n", tsafe(pr_str(pb, "title"), "?"), tsafe(pr_str(pb, "file"), "?"),
+           tsafe(pr_str(first, "ts"), "?"), tsafe(data_str(first, "operator"), "?"));
     char damage[256];
     int damaged = journal_damaged(path, json_array_size(records), torn, damage, sizeof damage);
     if (damaged)
         printf("the journal is BROKEN: %s\n  what follows is unverified; it cannot be resumed (irp verify %s)\n",
-               damage, id);
+               tsafe(damage, NULL), id);
     else if (torn)
         printf("the journal ends with a torn record (%zu bytes); it is set aside when the run resumes\n", torn);
     /* The last word on each step, in the order steps first appeared. */
@@ -117,11 +134,12 @@ static int status_one(const char *state_dir, const char *id)
         const char *step = json_string_value(rec);
         json_t *r = json_object_get(last, step);
         const char *t = pr_str(r, "type") + 5;
-        printf("  %-10s %-24s %s\n", !strcmp(t, "started") ? "IN FLIGHT" : t, step,
-               data_str(r, "reason") ? data_str(r, "reason") : "");
+        printf("  %-10s %-24s %s\n", !strcmp(t, "started") ? "IN FLIGHT" : tsafe(t, NULL), tsafe(step, NULL),
+               tsafe(data_str(r, "reason"), ""));
     }
     json_t *tail = json_array_get(records, json_array_size(records) - 1);
-    printf("last record: #%lld %s at %s\n", pr_int(tail, "seq", 0), pr_str(tail, "type"), pr_str(tail, "ts"));
+    printf("last record: #%lld %s at %s\n", pr_int(tail, "seq", 0), tsafe(pr_str(tail, "type"), "?"),
+           tsafe(pr_str(tail, "ts"), "?"));
     const char *st = run_state(records, holder);
     if (!damaged && (!strcmp(st, "interrupted") || !strcmp(st, "stopped")))
         printf("continue it with: irp resume %s\n", id);
@@ -169,12 +187,12 @@ static int status_all(const char *state_dir)
             json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
             char damage[256];
             int damaged = journal_damaged(path, json_array_size(records), torn, damage, sizeof damage);
-            printf("%-28s %-6s %-12s %-24s %s%s\n", ids[i], pr_str(first, "mode") ? pr_str(first, "mode") : "?",
-                   damaged ? "BROKEN" : run_state(records, lock_holder(run_dir)),
-                   pr_str(first, "ts") ? pr_str(first, "ts") : "?", pr_str(pb, "id") ? pr_str(pb, "id") : "?",
+            printf("%-28s %-6s %-12s %-24s %s%s\n", ids[i], tsafe(pr_str(first, "mode"), "?"),
+                   damaged ? "BROKEN" : tsafe(run_state(records, lock_holder(run_dir)), NULL),
+                   tsafe(pr_str(first, "ts"), "?"), tsafe(pr_str(pb, "id"), "?"),
                    damaged ? "  (irp verify: the journal fails verification)" : "");
         } else {
-            printf("%-28s %-6s %-12s %s\n", ids[i], "?", "unreadable", records ? "empty journal (nothing ran)" : err);
+            printf("%-28s %-6s %-12s %s\n", ids[i], "?", "unreadable", records ? "empty journal (nothing ran)" : tsafe(err, NULL));
         }
         json_decref(records);
         free(run_dir);
@@ -226,8 +244,8 @@ static void print_record(json_t *rec)
         snprintf(extra, sizeof extra, "tier %lld ", pr_int(data, "tier", 0));
     else if (type && !strcmp(type, "step.started"))
         snprintf(extra, sizeof extra, "attempt %lld ", pr_int(data, "attempt", 1));
-    printf("%s  %5lld  %-22s %-18s %s%.*s\n", ts ? ts + 11 : "?", pr_int(rec, "seq", 0), type ? type : "?",
-           step ? step : "", extra, 200, detail ? detail : "");
+    printf("%s  %5lld  %-22s %-18s %s%.*s\n", tsafe(ts && strlen(ts) > 11 ? ts + 11 : NULL, "?"),
+           pr_int(rec, "seq", 0), tsafe(type, "?"), tsafe(step, ""), extra, 200, tsafe(detail, ""));
 }
 
 int cli_log(int argc, char **argv)
@@ -266,14 +284,14 @@ int cli_log(int argc, char **argv)
         size_t torn = 0;
         json_t *records = jr_read(path, &torn, err, sizeof err);
         if (!records) {
-            fprintf(stderr, "irp log: %s\n", err);
+            fprintf(stderr, "irp log: %s\n", tsafe(err, NULL));
             rc = IRP_EXIT_DATAERR;
             break;
         }
         char damage[256];
         if (poll == 0 && journal_damaged(path, json_array_size(records), torn, damage, sizeof damage))
             fprintf(stderr, "irp log: WARNING: the journal fails verification (%s): what it shows is "
-                    "unverified (irp verify %s)\n", damage, id);
+                    "unverified (irp verify %s)\n", tsafe(damage, NULL), id);
         for (size_t i = shown; i < json_array_size(records); i++) {
             json_t *rec = json_array_get(records, i);
             if (as_json) {

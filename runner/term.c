@@ -122,7 +122,12 @@ static void restore_prompt(void)
 static void emit_line(FILE *f, tm_style style, const char *text)
 {
     size_t n;
-    char *safe = sec_redact(text, strlen(text), &n);
+    char *redacted = sec_redact(text, strlen(text), &n);
+    /* The text carries what hosts and playbooks said: show their control
+     * characters, emit only irp's own codes (tm_block has split it into
+     * lines; a newline in a tm_line is kept). */
+    char *safe = ut_term_safe(redacted, n, 1);
+    free(redacted);
     const char *mark = drill_mode ? "[DRILL] " : "";
     if (use_color && f == stdout) {
         if (drill_mode)
@@ -303,7 +308,10 @@ static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop);
 int tm_prompt(uv_loop_t *loop, const char *prompt, char **line, volatile int *stop)
 {
     *line = NULL;
-    char *safe = sec_redact(prompt, strlen(prompt), NULL);
+    size_t n;
+    char *redacted = sec_redact(prompt, strlen(prompt), &n);
+    char *safe = ut_term_safe(redacted, n, 0); /* one line, re-printed as is */
+    free(redacted);
     print_prompt(safe);
     open_prompt = safe;
     int rc = wait_for_line(loop, line, stop);
@@ -322,8 +330,11 @@ static int wait_for_line(uv_loop_t *loop, char **line, volatile int *stop)
         char *got = take_line(stdin_eof);
         if (got) {
             restore_prompt();
-            if (!isatty(0))
-                printf("%s\n", got); /* echo scripted answers so the transcript reads right */
+            if (!isatty(0)) { /* echo scripted answers so the transcript reads right */
+                char *shown = ut_term_safe(got, strlen(got), 0);
+                printf("%s\n", shown);
+                free(shown);
+            }
             if (last_cut)
                 tm_line(TM_YELLOW,
                         "      that line was %zu bytes long: only its first %zu bytes are kept (an answer "

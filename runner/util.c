@@ -180,6 +180,33 @@ char *ut_utf8_sanitize(const char *s, size_t len, size_t *out_len)
     return b.data;
 }
 
+char *ut_term_safe(const char *s, size_t len, int keep_newline)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    ut_buf b = {0};
+    ut_buf_append(&b, "", 0);
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n = utf8_sequence_length(p + i, len - i);
+        if (c < 0x20 && c != '\t' && !(c == '\n' && keep_newline)) {
+            char caret[2] = {'^', (char)(c + 0x40)};
+            ut_buf_append(&b, caret, 2);
+        } else if (c == 0x7F) {
+            ut_buf_puts(&b, "^?");
+        } else if (!n) {
+            ut_buf_printf(&b, "\\x%02x", c);
+            n = 1;
+        } else if (c == 0xC2 && p[i + 1] < 0xA0) {
+            ut_buf_printf(&b, "\\u%04x", p[i + 1]);
+        } else {
+            ut_buf_append(&b, p + i, n);
+        }
+        i += n ? n : 1;
+    }
+    return b.data;
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

@@ -403,3 +403,43 @@ def test_closed_standard_streams(env):
     p = subprocess.run("exec \"$IRP_BIN\" run pb.lua --state-dir state --run-id c9 <&-", shell=True, cwd=env.dir,
                        env=dict(env.env, IRP_BIN=IRP), capture_output=True, timeout=30)
     check(p.returncode == 75, "no stdin at a manual step: no answer, resumable (exit %s)" % p.returncode)
+
+
+def test_terminal_escapes_from_hosts_and_values_are_shown_not_emitted(env):
+    # A compromised host's output, a -v value and a step's reason carry ESC,
+    # BEL, CSI, OSC and C1 sequences: irp run, irp log and irp status show
+    # them (^[, ^G, \u009b) instead of letting them retitle, clear or rewrite
+    # the operator's screen, prompts included; the journal keeps the bytes.
+    evil = "\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hirp: all clear\u009b2J"
+    pb = env.playbook('''
+        step "look" { title = "Look at {{h}}",
+          run = function(ctx)
+            local r = ctx.exec{ "printf", "\\27]0;pwned\\7\\27[2J\\27[1;1Hirp: all clear\\194\\1552J" }
+            ctx.log(r.stdout)
+            ctx.log("host " .. ctx.vars.h)
+            return { out = r.stdout }
+          end },
+        step "check" { title = "Check {{h}}", manual = "Look at {{h}} by hand." },
+        step "bad" { on_failure = "continue", run = function(ctx) error(ctx.steps.look.result.out) end },
+    ''', header='inputs = { h = { required = true } }')
+    r = env.run(pb, "-v", "h=\x1b[31mX\x07", stdin="done: checked\n")
+    check(r.code in (0, 1), "the run ends", r)
+    log = env.irp("log", "r1", "--state-dir", env.state)
+    status = env.irp("status", "r1", "--state-dir", env.state)
+    for name, res in (("run", r), ("log", log), ("status", status)):
+        check(res.code in (0, 1), "irp %s ends" % name, res)
+        for stream in (res.out, res.err):
+            check("\x1b" not in stream and "\x07" not in stream and "\x9b" not in stream,
+                  "no raw ESC, BEL or C1 in irp %s's output" % name, res)
+    check("^[]0;pwned^G^[[2J" in r.out and "^[[31mX^G" in r.out and "\\u009b2J" in r.out,
+          "irp run shows the sequences", r)
+    check("^[]0;pwned^G^[[2J" in log.out and "^[[31mX^G" in log.out, "irp log shows them", log)
+    check("^[]0;pwned^G^[[2J" in status.out, "irp status shows them in a step's reason", status)
+    check("Check ^[[31mX^G" in r.out, "the prompt's step title shows them", r)
+    check(any(rec.get("data", {}).get("msg") == evil for rec in env.journal() if rec["type"] == "step.log"),
+          "the journal keeps the exact text")
+    check(any(rec.get("data", {}).get("msg") == "host \x1b[31mX\x07" for rec in env.journal()
+              if rec["type"] == "step.log"), "the journal keeps the -v value's exact text")
+    json_log = env.irp("log", "r1", "--json", "--state-dir", env.state)
+    check("\x1b" not in json_log.out and "\x07" not in json_log.out and "\\u001b" in json_log.out.lower(),
+          "irp log --json escapes C0 control characters (JSON's own escaping)", json_log)

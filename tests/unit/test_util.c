@@ -2,8 +2,9 @@
  * test_util.c — unit tests for the shared helpers (util.c): duration parsing
  * and formatting, RFC 3339 times, clocks, random bytes and hex, UTF-8
  * validation and sanitising (overlongs, surrogates, truncated sequences, the
- * 4-byte maximum, embedded NUL), "did you mean", the growable buffer, the
- * allocation helpers and ut_write_all.
+ * 4-byte maximum, embedded NUL), rendering for the terminal (ut_term_safe),
+ * "did you mean", the growable buffer, the allocation helpers and
+ * ut_write_all.
  * Cases that may crash or trip a sanitizer run in a forked child so that one
  * bug fails one test instead of ending the binary.
  * Depends on: cmocka, util.h.
@@ -422,6 +423,62 @@ static void test_utf8_sanitize_property(void **state)
 
 /* ---- did you mean ------------------------------------------------------- */
 
+/* ---- ut_term_safe --------------------------------------------------------- */
+
+static void expect_term_safe(const char *in, size_t len, int keep_newline, const char *want)
+{
+    char *got = ut_term_safe(in, len, keep_newline);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_term_safe(void **state)
+{
+    (void)state;
+    /* plain text, tab and valid UTF-8 (é, €, 😀) pass unchanged */
+    const char *plain = "disk\tfull: caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";
+    expect_term_safe(plain, strlen(plain), 0, plain);
+    expect_term_safe("", 0, 0, "");
+    /* ESC, BEL, CSI and OSC sequences are shown, not emitted */
+    const char *osc = "\033]0;pwned\a\033[2J";
+    expect_term_safe(osc, strlen(osc), 0, "^[]0;pwned^G^[[2J");
+    expect_term_safe("\033[31mX", 6, 0, "^[[31mX");
+    /* CR, backspace, DEL, NUL (with an explicit length) */
+    expect_term_safe("a\rb\bc\x7F" "d", 7, 0, "a^Mb^Hc^?d");
+    expect_term_safe("a\0b", 3, 0, "a^@b");
+    /* newline: shown unless the caller keeps it */
+    expect_term_safe("one\ntwo", 7, 0, "one^Jtwo");
+    expect_term_safe("one\ntwo", 7, 1, "one\ntwo");
+    /* C1 controls as UTF-8 (U+0080..U+009F), while U+00A0 passes */
+    expect_term_safe("\xC2\x9B" "2J\xC2\x80\xC2\x9F\xC2\xA0", 10, 0, "\\u009b2J\\u0080\\u009f\xC2\xA0");
+    /* bytes that are not UTF-8 (a raw 8-bit CSI, a truncated sequence) */
+    expect_term_safe("\x9B" "2J \xE2\x82", 6, 0, "\\x9b2J \\xe2\\x82");
+}
+
+/* No control byte survives, whatever the input. */
+static void test_term_safe_property(void **state)
+{
+    (void)state;
+    srand(12);
+    for (int round = 0; round < 2000; round++) {
+        unsigned char in[64];
+        size_t len = (size_t)(rand() % (int)sizeof in);
+        for (size_t i = 0; i < len; i++)
+            in[i] = (unsigned char)rand();
+        char *got = ut_term_safe((const char *)in, len, round & 1);
+        const unsigned char *p = (const unsigned char *)got;
+        size_t n = strlen(got);
+        assert_true(ut_utf8_valid(got, n));
+        for (size_t i = 0; i < n; i++) {
+            assert_false(p[i] < 0x20 && p[i] != '\t' && !(p[i] == '\n' && (round & 1)));
+            assert_false(p[i] == 0x7F);
+            assert_false(p[i] == 0xC2 && p[i + 1] >= 0x80 && p[i + 1] < 0xA0);
+        }
+        free(got);
+    }
+}
+
 static void test_closest(void **state)
 {
     (void)state;
@@ -631,6 +688,8 @@ int main(void)
         cmocka_unit_test(test_utf8_valid_rejects),
         cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_utf8_sanitize_property),
+        cmocka_unit_test(test_term_safe),
+        cmocka_unit_test(test_term_safe_property),
         cmocka_unit_test(test_closest),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_alloc_helpers),
