@@ -31,6 +31,14 @@ const char *sec_holder(const char *part, size_t len);
 /* Redacts every string inside value, in place (keys too). */
 void sec_redact_json(json_t *value);
 
+/* Remembers that NAME is a secret (the configuration names it); sec_get
+ * does so for every name it resolves. */
+void sec_declare(const char *name);
+
+/* 1 when the environment entry "VAR=value" is a secret irp knows of (VAR
+ * is a declared NAME or NAME_FILE): children do not inherit it. */
+int sec_env_entry_is_secret(const char *entry);
+
 /* Forgets every value (and wipes the memory). */
 void sec_clear(void);
 

@@ -122,6 +122,7 @@ static int l_secret(lua_State *L)
     if (!sec_valid_name(name))
         return luaL_error(L, "secret \"%s\": a secret name is letters, digits and _, not starting with a digit",
                           name);
+    sec_declare(name); /* never inherited by a step's commands */
     lua_Debug ar;
     int line = 0;
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))

@@ -164,6 +164,8 @@ static char **build_env(json_t *extra, char *err, size_t err_size)
     char **env = ut_xcalloc(n + json_object_size(extra) + 1, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (sec_env_entry_is_secret(environ[i]))
+            continue; /* a secret reaches a command only when passed to it */
         const char *eq = strchr(environ[i], '=');
         if (eq && json_is_object(extra)) {
             char *name = strndup(environ[i], (size_t)(eq - environ[i]));
@@ -218,11 +220,9 @@ static void live_exec_start(fx_call *c, json_t *args)
         le->cargv[k++] = a;
     }
     json_t *extra = json_object_get(args, "env");
-    if (json_is_object(extra) && json_object_size(extra)) {
-        le->cenv = build_env(extra, err, sizeof err);
-        if (!le->cenv)
-            goto fail;
-    }
+    le->cenv = build_env(json_is_object(extra) ? extra : NULL, err, sizeof err);
+    if (!le->cenv)
+        goto fail;
     int64_t timeout = pr_int(args, "timeout_ms", 0);
     int64_t left = r->step_deadline_mono ? r->step_deadline_mono - ut_mono_ms() : 0;
     if (r->step_deadline_mono && (timeout <= 0 || timeout > left))

@@ -23,6 +23,38 @@ typedef struct secret {
 
 static secret *known;
 
+/* Every secret name irp has heard of (the configuration's secret "NAME",
+ * each one resolved): a child process must not inherit NAME or NAME_FILE
+ * from irp's environment, or `printenv NAME | rev` would defeat redaction. */
+#define SECRET_NAMES_MAX 1024
+static char *declared[SECRET_NAMES_MAX];
+static size_t ndeclared;
+
+void sec_declare(const char *name)
+{
+    if (!sec_valid_name(name))
+        return;
+    for (size_t i = 0; i < ndeclared; i++)
+        if (!strcmp(declared[i], name))
+            return;
+    if (ndeclared < SECRET_NAMES_MAX)
+        declared[ndeclared++] = ut_xstrdup(name);
+}
+
+int sec_env_entry_is_secret(const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+    size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+    for (size_t i = 0; i < ndeclared; i++) {
+        size_t k = strlen(declared[i]);
+        if (strncmp(entry, declared[i], k) != 0)
+            continue;
+        if (n == k || (n == k + 5 && !strncmp(entry + k, "_FILE", 5)))
+            return 1;
+    }
+    return 0;
+}
+
 int sec_valid_name(const char *name)
 {
     if (!name || !*name || (*name >= '0' && *name <= '9') || strlen(name) > 128)
@@ -83,6 +115,7 @@ const char *sec_get(const char *name, char *err, size_t err_size)
     for (secret *s = known; s; s = s->next)
         if (strcmp(s->name, name) == 0)
             return s->value;
+    sec_declare(name);
     char *value = NULL;
     size_t len = 0;
     const char *env = getenv(name);
@@ -196,6 +229,8 @@ void sec_redact_json(json_t *value)
 
 void sec_clear(void)
 {
+    while (ndeclared)
+        free(declared[--ndeclared]);
     while (known) {
         secret *s = known;
         known = s->next;

@@ -443,3 +443,28 @@ def test_terminal_escapes_from_hosts_and_values_are_shown_not_emitted(env):
     json_log = env.irp("log", "r1", "--json", "--state-dir", env.state)
     check("\x1b" not in json_log.out and "\x07" not in json_log.out and "\\u001b" in json_log.out.lower(),
           "irp log --json escapes C0 control characters (JSON's own escaping)", json_log)
+
+
+def test_commands_do_not_inherit_secret_values(env):
+    # Redaction catches a secret's exact text; a command that reads it from
+    # the environment could print it reversed or encoded. So the variables of
+    # every secret irp knows of are not passed down, unless a step passes one.
+    hook, token = make_canary("hook"), make_canary("token")
+    conf = env.write("irp.conf.lua", 'notifiers = { soc = { type = "webhook", url = "http://127.0.0.1:9/h", '
+                     'signing_secret = secret "IRP_TEST_HOOK" } }\n')
+    pb = env.playbook('''
+        step "use" { run = function(ctx) ctx.exec{ "true", ctx.secret("IRP_TEST_TOKEN") } end },
+        step "peek" { run = function(ctx)
+            local r = ctx.exec{ "sh", "-c", 'printf "%s|%s|%s|%s" "$IRP_TEST_HOOK" "$IRP_TEST_TOKEN" "$IRP_TEST_TOKEN_FILE" "$IRP_TEST_PLAIN" | rev' }
+            local p = ctx.exec{ "sh", "-c", 'printf %s "$IRP_TEST_TOKEN" | wc -c', env = { IRP_TEST_TOKEN = ctx.secret("IRP_TEST_TOKEN") } }
+            return { seen = r.stdout, passed = tonumber(p.stdout) } end },
+    ''')
+    r = env.run(pb, "--config", conf, env={"IRP_TEST_HOOK": hook, "IRP_TEST_TOKEN": token,
+                                           "IRP_TEST_TOKEN_FILE": "/nonexistent", "IRP_TEST_PLAIN": "plain"})
+    check(r.code == 0, "run", r)
+    res = env.record("step.succeeded", "peek")["data"]["result"]
+    check(res["seen"] == "nialp|||", "the secrets' variables are not inherited, the rest is: %r" % res)
+    check(res["passed"] == len(token), "a secret passed in env = { ... } reaches the command")
+    with open(env.journal_path()) as f:
+        text = f.read()
+    check(hook[::-1] not in text and token[::-1] not in text and token[::-1] not in r.out, "no reversed value")

@@ -496,6 +496,27 @@ static void test_clear(void **state)
     unsetenv("IRPT_CLEAR");
 }
 
+/* The environment entries a child process must not inherit. */
+static void test_env_entry_is_secret(void **state)
+{
+    (void)state;
+    sec_declare("IRPT_HOOK");
+    sec_declare("not a name"); /* ignored */
+    setenv("IRPT_USED", "used-secret-value", 1);
+    must_get("IRPT_USED"); /* resolving declares it too */
+    assert_true(sec_env_entry_is_secret("IRPT_HOOK=x"));
+    assert_true(sec_env_entry_is_secret("IRPT_HOOK_FILE=/run/s"));
+    assert_true(sec_env_entry_is_secret("IRPT_USED=used-secret-value"));
+    assert_true(sec_env_entry_is_secret("IRPT_HOOK"));
+    assert_false(sec_env_entry_is_secret("IRPT_HOOKS=x"));
+    assert_false(sec_env_entry_is_secret("IRPT_HOOK_FILES=x"));
+    assert_false(sec_env_entry_is_secret("IRPT_HOO=x"));
+    assert_false(sec_env_entry_is_secret("PATH=/usr/bin"));
+    unsetenv("IRPT_USED");
+    sec_clear();
+    assert_false(sec_env_entry_is_secret("IRPT_HOOK=x")); /* forgotten with the values */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -515,6 +536,7 @@ int main(void)
         T(test_redact_json),
         T(test_holder),
         T(test_clear),
+        T(test_env_entry_is_secret),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
