@@ -72,9 +72,10 @@ $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
 # Installs the Debian packages whose pkg-config module (or command) is missing.
-# postgresql and openssh-server are there for the tests, which start their own
-# servers on loopback: a policy-rc.d guard (only if the machine has none) keeps
-# apt from starting the system's services while it installs them.
+# postgresql, patroni, etcd-server, openssh-server and sudo are there for the
+# plugins' live tests, which start their own servers on loopback: a
+# policy-rc.d guard (only if the machine has none) keeps apt from starting the
+# system's services while it installs them.
 deps:
 	$(Q)missing=""; \
 	command -v cc >/dev/null || missing="$$missing gcc libc6-dev"; \
@@ -87,6 +88,9 @@ deps:
 	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v patroni >/dev/null && command -v patronictl >/dev/null || missing="$$missing patroni"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v sudo >/dev/null || missing="$$missing sudo"; \
 	for pair in $(DEB_MAP); do \
 	  pkg-config --exists $${pair%%:*} 2>/dev/null || missing="$$missing $${pair#*:}"; \
 	done; \

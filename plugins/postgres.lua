@@ -3,9 +3,14 @@
 --   postgres.promote { id=, pgdata=, host=, run_as="postgres", bin_dir=, conninfo=, timeout_s=60 }
 --       pg_ctl promote -D pgdata -w -t timeout_s, then (with conninfo) psql
 --       checks that SELECT pg_is_in_recovery() is now false.
---   postgres.patroni_failover { id=, config=, cluster=, candidate=, host=, run_as= }
---       patronictl -c config failover cluster --candidate candidate --force,
---       then patronictl list -f json must show candidate as Leader.
+--   postgres.patroni_failover { id=, config=, cluster=, candidate=, host=, run_as=, wait_s=60 }
+--       patronictl -c config list cluster -f json: candidate must be a member;
+--       if it already is the running Leader, nothing more is done
+--       (failed_over = false). Else patronictl -c config failover cluster
+--       --candidate candidate --force, then patronictl list every 2 s until
+--       candidate is the running Leader on a timeline above the one before
+--       (promotion finished; at most wait_s seconds).
+--       Result: cluster, leader, previous (the old leader), timeline, failed_over.
 --   postgres.basebackup { id=, source=, pgdata=, host=, run_as="postgres", bin_dir=,
 --                         standby = true, start = false, port=, log= }
 --       pg_basebackup -d source -D pgdata -X stream -c fast [-R]; with start,
@@ -14,6 +19,7 @@
 -- or on host over ssh (sudo -n -u run_as). bin_dir: where pg_ctl lives when
 -- it is not on PATH (Debian: /usr/lib/postgresql/16/bin).
 local kit = require "irpkit"
+local json = require "json"
 
 local M = {}
 
@@ -77,33 +83,80 @@ function M.promote(opts)
   "Promote the standby in " .. opts.pgdata)
 end
 
+-- `patronictl list CLUSTER -f json` as a list of members, and whether the
+-- answer was simulated (a drill).
+local function patroni_members(ctx, o, conf, cluster)
+  local r = kit.exec(ctx, o, { bin(o, "patronictl"), "-c", conf, "list", cluster, "-f", "json" }, { timeout = "30s" })
+  local members = json.decode(r.stdout:match("%[.*%]") or "")
+  if type(members) ~= "table" then ctx.fail("cannot read patronictl list: " .. r.stdout:sub(1, 200)) end
+  return members, r.simulated
+end
+
+local function member_named(members, name)
+  for _, m in ipairs(members) do if m.Member == name then return m end end
+end
+
+local function leader_of(members)
+  for _, m in ipairs(members) do if m.Role == "Leader" then return m end end
+end
+
+local function summary(members)
+  local t = {}
+  for _, m in ipairs(members) do t[#t + 1] = tostring(m.Member) .. " " .. tostring(m.Role) .. "/" .. tostring(m.State) end
+  return #t > 0 and table.concat(t, ", ") or "no members"
+end
+
 function M.patroni_failover(opts)
   kit.check(opts, spec {
     config = { type = "string", required = true, check = path_check },
     cluster = { type = "string", required = true },
     candidate = { type = "string", required = true },
+    wait_s = { type = "number", check = function(n) return n >= 0 and n <= 3600, "must be from 0 to 3600 seconds" end },
   }, "postgres.patroni_failover")
   local o = with_user(opts)
   if opts.run_as == nil then o.run_as = nil end -- patronictl usually runs as the caller
-  local json = require "json"
+  local wait_s = opts.wait_s or 60
   return kit.step(opts.id, opts, function(ctx)
     local conf, cluster, cand = kit.render(ctx, opts.config), kit.render(ctx, opts.cluster),
                                 kit.render(ctx, opts.candidate)
+    -- Patroni's view first: the candidate must be a member, and a candidate
+    -- that already leads (Patroni failed over by itself, or this step ran
+    -- before a crash) is not failed over again.
+    local before, simulated = patroni_members(ctx, o, conf, cluster)
+    local old = leader_of(before)
+    local c = member_named(before, cand)
+    if not simulated then
+      if not c then ctx.fail(cand .. " is not a member of " .. cluster .. " (" .. summary(before) .. ")") end
+      if c.Role == "Leader" and c.State == "running" then
+        ctx.log(cand .. " already leads " .. cluster .. ": no failover", { members = summary(before) })
+        return { cluster = cluster, leader = cand, previous = cand, timeline = c.TL, failed_over = false }
+      end
+    end
     kit.exec(ctx, o, { bin(o, "patronictl"), "-c", conf, "failover", cluster, "--candidate", cand, "--force" },
              { timeout = "3m" })
-    local r = kit.exec(ctx, o, { bin(o, "patronictl"), "-c", conf, "list", cluster, "-f", "json" }, { timeout = "30s" })
-    local members = json.decode(r.stdout:match("%[.*%]") or "")
-    if type(members) ~= "table" then ctx.fail("cannot read patronictl list: " .. r.stdout:sub(1, 200)) end
-    for _, m in ipairs(members) do
-      if m.Member == cand and m.Role == "Leader" then return { cluster = cluster, leader = cand } end
+    local previous = old and old.Member ~= cand and old.Member or nil
+    -- The timeline before: a promotion ends by starting a new one.
+    local tl_before = math.max(tonumber(old and old.TL) or 0, tonumber(c and c.TL) or 0)
+    -- The candidate holds the leader key in the DCS before its PostgreSQL
+    -- has finished promoting: wait until it runs as Leader on a new timeline
+    -- (wait_s), so the next step can write.
+    local after
+    for i = 0, wait_s // 2 do
+      after = patroni_members(ctx, o, conf, cluster)
+      local m = member_named(after, cand)
+      if m and m.Role == "Leader" and m.State == "running" and (m.TL == nil or (tonumber(m.TL) or 0) > tl_before) then
+        return { cluster = cluster, leader = cand, previous = previous, timeline = m.TL, failed_over = true }
+      end
+      if simulated then -- fixed drill text: it cannot name this run's candidate
+        ctx.log("drill: the simulated patronictl list does not show " .. cand .. " as the running Leader (not checked in a drill)")
+        return { cluster = cluster, leader = cand, previous = previous, failed_over = true }
+      end
+      if i < wait_s // 2 then ctx.sleep("2s") end
     end
-    if r.simulated then -- fixed drill text: it cannot name this run's candidate
-      ctx.log("drill: the simulated patronictl list does not show " .. cand .. " as Leader (not checked in a drill)")
-      return { cluster = cluster, leader = cand }
-    end
-    ctx.fail(cand .. " is not the leader of " .. cluster .. " after the failover")
-  end, { stdout = '[{"Cluster":"pg-main","Member":"pg-2","Host":"10.0.0.12","Role":"Leader","State":"running","TL":5},'
-                 .. '{"Cluster":"pg-main","Member":"pg-1","Host":"10.0.0.11","Role":"Replica","State":"running","TL":5}]\n' },
+    ctx.fail(cand .. " is not the running leader of " .. cluster .. " " .. wait_s .. " s after the failover ("
+             .. summary(after) .. ")")
+  end, { stdout = '[{"Cluster":"pg-main","Member":"pg-1","Host":"10.0.0.11","Role":"Leader","State":"running","TL":5},'
+                 .. '{"Cluster":"pg-main","Member":"pg-2","Host":"10.0.0.12","Role":"Replica","State":"running","TL":5}]\n' },
   "Patroni failover of " .. opts.cluster .. " to " .. opts.candidate)
 end
 

@@ -376,7 +376,11 @@ def test_shipped_postgres_drill(env):
           "patronictl argv: %r" % cmds)
     check(any("pg_basebackup -d host=10.0.0.11 user=replicator -D /srv/pg/restore -X stream -c fast" in c
               for c in cmds), "pg_basebackup argv: %r" % cmds)
-    check(succeeded(env, "patroni") == {"cluster": "pg-main", "leader": "pg-2"}, "patroni result")
+    patroni = [c for c in cmds if "patronictl" in c]
+    check(patroni[0] == "patronictl -c /etc/patroni/patroni.yml list pg-main -f json" and len(patroni) == 3
+          and patroni[2] == patroni[0], "patronictl: list, failover, list: %r" % patroni)
+    check(succeeded(env, "patroni") == {"cluster": "pg-main", "leader": "pg-2", "previous": "pg-1",
+                                        "failed_over": True}, "patroni result")
 
 
 def test_shipped_statuspage_drill(env):
@@ -476,6 +480,188 @@ return playbook { id = "t", title = "T", inputs = { dir = { required = true }, b
         for name in started:
             subprocess.run(u + [b + "/pg_ctl", "stop", "-D", "%s/%s" % (d, name), "-m", "immediate"],
                            capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- live Patroni
+
+PATRONI_CONF = """scope: irp-e2e
+name: %(name)s
+restapi:
+  listen: 127.0.0.1:%(rest)d
+  connect_address: 127.0.0.1:%(rest)d
+etcd3:
+  hosts: 127.0.0.1:%(etcd)d
+bootstrap:
+  dcs:
+    ttl: 10
+    loop_wait: 1
+    retry_timeout: 3
+    maximum_lag_on_failover: 1048576
+  initdb:
+  - encoding: UTF8
+  pg_hba:
+  - local all all trust
+  - host all all 127.0.0.1/32 trust
+  - host replication all 127.0.0.1/32 trust
+postgresql:
+  listen: 127.0.0.1:%(pg)d
+  connect_address: 127.0.0.1:%(pg)d
+  data_dir: %(dir)s/%(name)s
+  bin_dir: %(bin)s
+  pgpass: %(dir)s/pgpass-%(name)s
+  authentication:
+    superuser:
+      username: postgres
+    replication:
+      username: postgres
+  parameters:
+    unix_socket_directories: '%(dir)s'
+"""
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def as_postgres_dying_with_parent():
+    """preexec_fn: become postgres, then ask for SIGKILL when the test dies
+    (PR_SET_PDEATHSIG is cleared by a change of user, so it comes second)."""
+    import ctypes
+    import pwd
+    import signal
+    pw = pwd.getpwnam("postgres")
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+def patroni_list(conf):
+    r = subprocess.run(["patronictl", "-c", conf, "list", "-f", "json"], capture_output=True, text=True, timeout=30)
+    try:
+        return {m["Member"]: m for m in json.loads(r.stdout)}
+    except ValueError:
+        return {}
+
+
+def wait_for(what, cond, seconds):
+    import time
+    deadline = time.monotonic() + seconds
+    while True:
+        v = cond()
+        if v:
+            return v
+        check(time.monotonic() < deadline, "%s within %d s" % (what, seconds))
+        time.sleep(0.3)
+
+
+def test_postgres_live_patroni_failover(env):
+    """postgres.patroni_failover for real: an etcd and two Patroni members
+    (each with its PostgreSQL) on 127.0.0.1, started by the test; irp fails
+    over to the replica, waits until it leads, records the old leader and the
+    new timeline; a row written before is read on the new leader; a second
+    run finds the candidate leading and does not fail over again; a candidate
+    that is not a member fails the step by name. Skipped (passes) without
+    PostgreSQL server binaries, patroni or etcd."""
+    clean(env)
+    b = pg_bin()
+    if not b or not shutil.which("patroni") or not shutil.which("patronictl") or not shutil.which("etcd"):
+        print("       (skipped: needs PostgreSQL server binaries, patroni and etcd-server, as root)")
+        return
+    d = tempfile.mkdtemp(prefix="irp-patroni-")
+    os.chmod(d, 0o755)
+    shutil.chown(d, "postgres")
+    procs = []
+    etcd_client, etcd_peer = free_port(), free_port()
+    try:
+        procs.append(subprocess.Popen(
+            ["etcd", "--name", "irp-e2e", "--data-dir", d + "/etcd",
+             "--listen-client-urls", "http://127.0.0.1:%d" % etcd_client,
+             "--advertise-client-urls", "http://127.0.0.1:%d" % etcd_client,
+             "--listen-peer-urls", "http://127.0.0.1:%d" % etcd_peer,
+             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % etcd_peer,
+             "--initial-cluster", "irp-e2e=http://127.0.0.1:%d" % etcd_peer],
+            stdin=subprocess.DEVNULL, stdout=open(d + "/etcd.log", "w"), stderr=subprocess.STDOUT,
+            preexec_fn=lambda: __import__("ctypes").CDLL(None).prctl(1, 9)))
+        conf, port = {}, {}
+        for name in ("pg-1", "pg-2"):
+            port[name] = free_port()
+            conf[name] = os.path.join(d, name + ".yml")
+            with open(conf[name], "w") as f:
+                f.write(PATRONI_CONF % {"name": name, "rest": free_port(), "etcd": etcd_client, "pg": port[name],
+                                        "dir": d, "bin": b})
+            procs.append(subprocess.Popen(["patroni", conf[name]], stdin=subprocess.DEVNULL,
+                                          stdout=open("%s/patroni-%s.log" % (d, name), "w"),
+                                          stderr=subprocess.STDOUT, cwd=d,
+                                          preexec_fn=as_postgres_dying_with_parent))
+            if name == "pg-1":  # the first to bootstrap leads
+                wait_for("pg-1 leads", lambda: patroni_list(conf["pg-1"]).get("pg-1", {}).get("State") == "running",
+                         90)
+        wait_for("pg-2 replicates", lambda: patroni_list(conf["pg-1"]).get("pg-2", {}).get("State")
+                 in ("running", "streaming"), 90)
+
+        def sql(member, q):
+            return subprocess.run([b + "/psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(port[member]),
+                                   "-U", "postgres", "-d", "postgres", "-c", q],
+                                  capture_output=True, text=True, timeout=30).stdout.strip()
+        sql("pg-1", "create table orders(id int); insert into orders values (42)")
+        wait_for("the row reaches pg-2", lambda: sql("pg-2", "select id from orders") == "42", 30)
+
+        pb = env.write("pb.lua", '''local postgres = require "postgres"
+return playbook { id = "t", title = "T", inputs = { conf = { required = true }, to = { default = "pg-2" } },
+  steps = {
+    postgres.patroni_failover { id = "failover", config = "{{conf}}", cluster = "irp-e2e", candidate = "{{to}}" },
+  } }
+''')
+        r = env.run(pb, "--yes", "-v", "conf=" + conf["pg-1"], timeout=240)
+        check(r.code == 0, "the live Patroni failover succeeds (patroni log: %s)"
+              % open(d + "/patroni-pg-2.log").read()[-2000:], r)
+        res = succeeded(env, "failover")
+        check(res["leader"] == "pg-2" and res["previous"] == "pg-1" and res["failed_over"] is True
+              and res["timeline"] >= 2, "the result names the new and the old leader and the timeline: %r" % res)
+        cmds = [x["data"]["command"] for x in env.journal() if x["type"] == "step.exec"]
+        check(cmds[0] == "patronictl -c %s list irp-e2e -f json" % conf["pg-1"]
+              and cmds[1] == "patronictl -c %s failover irp-e2e --candidate pg-2 --force" % conf["pg-1"]
+              and all(c == cmds[0] for c in cmds[2:]) and len(cmds) >= 3, "list, failover, list: %r" % cmds)
+        members = patroni_list(conf["pg-2"])
+        check(members["pg-2"]["Role"] == "Leader", "Patroni says pg-2 leads: %r" % members)
+        check(sql("pg-2", "select pg_is_in_recovery()") == "f", "pg-2 is a primary now")
+        check(sql("pg-2", "insert into orders values (43) returning id") == "43", "and takes writes")
+        check(sql("pg-2", "select count(*) from orders") == "2", "the row written before the failover is there")
+
+        # Again (a retry, a resume, or Patroni did it itself): no second failover.
+        r = env.irp("run", pb, "--yes", "--state-dir", env.state, "--run-id", "r2", "-v", "conf=" + conf["pg-2"],
+                    timeout=120)
+        check(r.code == 0, "the second run succeeds", r)
+        res = env.record("step.succeeded", "failover", run="r2")["data"]["result"]
+        check(res["failed_over"] is False and res["leader"] == "pg-2", "no failover the second time: %r" % res)
+        check(not any("failover" in x["data"]["command"] for x in env.journal("r2") if x["type"] == "step.exec"),
+              "no patronictl failover was run")
+
+        r = env.irp("run", pb, "--yes", "--state-dir", env.state, "--run-id", "r3", "-v", "conf=" + conf["pg-2"],
+                    "-v", "to=pg-9", timeout=120)
+        check(r.code == 1, "a candidate that is not a member fails the run", r)
+        reason = env.record("step.failed", "failover", run="r3")["data"]["reason"]
+        check("pg-9 is not a member of irp-e2e" in reason and "pg-2 Leader/running" in reason,
+              "the reason names the candidate and the members: %r" % reason)
+    finally:
+        for p in reversed(procs):  # Patroni members stop their PostgreSQL, then etcd
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for name in ("pg-1", "pg-2"):
+            if os.path.exists("%s/%s/postmaster.pid" % (d, name)):
+                subprocess.run(["runuser", "-u", "postgres", "--", b + "/pg_ctl", "stop", "-D", "%s/%s" % (d, name),
+                                "-m", "immediate"], capture_output=True, timeout=60)
         shutil.rmtree(d, ignore_errors=True)
 
 
