@@ -678,9 +678,15 @@ def test_drill_escalations_come_due_at_a_resume_question_and_on_a_fast_clock(env
     card = env.record("drill.scorecard", run="r3")["data"]
     due = [(d["rule"], d.get("objective")) for d in card["escalations_due_not_fired"]]
     check(r.code == 0 and 2 in card["escalations"], "tier 2 fired at 7200x: %r" % card, r)
-    if card["escalations"] == [1, 2]:
+    # Under load a tick can come mid-run, after the objective's 2 s: then
+    # the breach itself escalates (to tier 2) and nothing is missed.
+    for_objective = [x for x in env.journal("r3") if x["type"] == "escalation.triggered"
+                     and x["data"].get("objective") == "resolve_within"]
+    if card["escalations"] == [1, 2] and not for_objective:
         check(due == [("objective", "resolve_within")], "the unescalated breach is reported: %r" % due)
         check("breached with no escalation following" in r.out, "and printed", r)
+    elif for_objective:
+        check(due == [], "the breach escalated, nothing is missed: %r" % due)
 
 
 def test_finished_drill_is_finished_for_status_and_resume(env):
