@@ -8,6 +8,7 @@
 #define IRP_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdarg.h>
 
@@ -86,6 +87,10 @@ void ut_buf_vprintf(ut_buf *b, const char *fmt, va_list ap);
 void ut_buf_reset(ut_buf *b);
 void ut_buf_free(ut_buf *b);
 
+/* Opens a file irp reads (playbook, plugin, configuration, scenario) for
+ * reading; NULL and *why (static text) when it cannot be opened or is not a
+ * regular file. A FIFO would block the read forever, a device never end. */
+FILE *ut_open_regular(const char *path, const char **why);
 /* write() until done, retrying on EINTR; 0 or -1 with errno. */
 int ut_write_all(int fd, const void *data, size_t n);
 /* A new private directory $TMPDIR/NAME-XXXXXX (else /tmp), malloc'd, or

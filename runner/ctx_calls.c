@@ -79,6 +79,18 @@ static int is_arg(lua_State *L, int idx)
     return t == LUA_TSTRING || t == LUA_TNUMBER || cx_secret_name(L, idx);
 }
 
+/* A string the kernel would cut at its first NUL byte (argv, environment,
+ * paths): the command would run with another argument than the one asked
+ * for, and the journal would show the whole one. */
+static int has_nul(lua_State *L, int idx)
+{
+    size_t len;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    const char *s = lua_tolstring(L, idx, &len);
+    return memchr(s, '\0', len) != NULL;
+}
+
 /* JSON of a string/number/secret argument (checked by is_arg). */
 static json_t *arg_json(lua_State *L, int idx)
 {
@@ -121,6 +133,12 @@ static void check_string_map(lua_State *L, int t, const char *fname, const char 
         if (!is_arg(L, -1))
             luaL_error(L, "ctx.%s: %s.%s must be a string, a number or a secret, not %s", fname, opt,
                        lua_tostring(L, -2), luaL_typename(L, -1));
+        if (has_nul(L, -2) || has_nul(L, -1))
+            luaL_error(L, "ctx.%s: %s entry '%s' contains a NUL byte", fname, opt, lua_tostring(L, -2));
+        /* "A=B" as a name would set A, not the variable asked for */
+        if (!strcmp(opt, "env") && (!lua_rawlen(L, -2) || strchr(lua_tostring(L, -2), '=')))
+            luaL_error(L, "ctx.%s: env name '%s' is not a variable name (empty, or contains '=')", fname,
+                       lua_tostring(L, -2));
         lua_pop(L, 1);
     }
 }
@@ -178,6 +196,8 @@ int cx_fn_exec(lua_State *L)
         if (!is_arg(L, -1))
             return luaL_error(L, "ctx.exec: argument %d must be a string, a number or a secret, not %s",
                               i, luaL_typename(L, -1));
+        if (has_nul(L, -1))
+            return luaL_error(L, "ctx.exec: argument %d contains a NUL byte", i);
     }
     int argv0 = base + 1;
     int stdin_t = LUA_TNIL; /* a string, or a secret handle */
@@ -194,6 +214,8 @@ int cx_fn_exec(lua_State *L)
     if (env_t == LUA_TTABLE)
         check_string_map(L, lua_gettop(L), "exec", "env");
     int cwd_t = opt_push(L, t, "cwd", LUA_TSTRING, "exec", "a string");
+    if (has_nul(L, -1))
+        return luaL_error(L, "ctx.exec: option 'cwd' contains a NUL byte");
     int shell_t = opt_push(L, t, "shell", LUA_TBOOLEAN, "exec", "a boolean");
     int check_t = opt_push(L, t, "check", LUA_TBOOLEAN, "exec", "a boolean");
     int opt0 = argv0 + n; /* stdin, env, cwd, shell, check */
@@ -423,9 +445,18 @@ int cx_fn_sleep(lua_State *L)
 {
     cx_env *env = cx_env_of(L, "sleep", 1);
     int64_t ms;
-    if (cx_duration(L, 1, &ms) != 0)
+    if (cx_duration(L, 1, &ms) != 0) {
+        if (lua_type(L, 1) == LUA_TSTRING)
+            return luaL_error(L, "ctx.sleep: \"%s\" is not a duration (such as \"500ms\", \"2s\", \"1h30m\")",
+                              lua_tostring(L, 1));
+        if (lua_type(L, 1) == LUA_TNUMBER) {
+            char n[32]; /* lua_pushfstring has no %g */
+            snprintf(n, sizeof n, "%g", (double)lua_tonumber(L, 1));
+            return luaL_error(L, "ctx.sleep: %s is not a number of seconds from 0 to 1e12", n);
+        }
         return luaL_error(L, "ctx.sleep needs a duration (\"500ms\", \"2s\") or a number of seconds, not %s",
                           luaL_typename(L, 1));
+    }
     /* No point sleeping past the deadline: the step ends there. (A drill's
      * sleep is on the faster drill clock: the supervisor caps it.) */
     int64_t left = sb_deadline_left();

@@ -126,15 +126,10 @@ static void failure_problem(lua_State *L, json_t *problems, const sb_failure *f,
 
 static char *read_file(const char *path, size_t *len, char **err)
 {
-    FILE *fp = fopen(path, "rb");
+    const char *why;
+    FILE *fp = ut_open_regular(path, &why);
     if (!fp) {
-        *err = ut_xasprintf("cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(fp);
-        *err = ut_xasprintf("is a directory, not a playbook file");
+        *err = ut_xasprintf("cannot read: %s", why);
         return NULL;
     }
     ut_buf b = {0};

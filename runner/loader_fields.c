@@ -145,7 +145,7 @@ int pb_field_duration(pb_site *s, int t, const char *name, int64_t *ms)
         r = -1;
     } else if (type == LUA_TNUMBER) {
         pb_problem(s->problems, s->file, pb_site_line(s, name),
-                   "field '%s' of %s must be a non-negative number of seconds, not %g", name,
+                   "field '%s' of %s must be a number of seconds from 0 to 1e12, not %g", name,
                    s->owner, (double)lua_tonumber(L, -1));
         r = -1;
     } else {

@@ -95,16 +95,21 @@ rs_context *rs_load(const char *state_dir, const char *run_id, eng_options *o, i
 {
     char *run_dir = st_run_dir(st_state_dir(state_dir), run_id);
     char *path = ut_xasprintf("%s/journal.jsonl", run_dir);
-    free(run_dir);
     size_t torn = 0;
     json_t *records = access(path, F_OK) == 0 ? jr_read(path, &torn, err, err_size) : NULL;
     if (!records && access(path, F_OK) < 0) {
-        snprintf(err, err_size, "run %s never started (it has no journal; nothing ran): remove %s or use another "
-                 "run id", run_id, path);
+        if (access(run_dir, F_OK) < 0)
+            snprintf(err, err_size, "no run %s in %s (irp status lists the runs there; --state-dir names "
+                     "another place)", run_id, st_state_dir(state_dir));
+        else
+            snprintf(err, err_size, "run %s never started (%s has no journal; nothing ran): remove that "
+                     "directory or use another run id", run_id, run_dir);
         *exit_code = IRP_EXIT_DATAERR;
+        free(run_dir);
         free(path);
         return NULL;
     }
+    free(run_dir);
     if (!records || json_array_size(records) == 0) {
         if (records) {
             snprintf(err, err_size, "run %s never started (its journal is empty; nothing ran)", run_id);

@@ -573,6 +573,14 @@ int sb_pcall(sb_state *s, int nargs, int nresults, sb_failure *f)
     } else {
         f->kind = SB_ERROR;
         f->msg = sb_error_text(s, -1);
+        /* error(nil) or error({...}): Lua adds no position to a value that
+         * is not a string, so the message says where it was raised. */
+        int t = lua_type(L, -1);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER && f->file && f->line > 0) {
+            char *where = ut_xasprintf("%s:%d: %s", f->file, f->line, f->msg);
+            free(f->msg);
+            f->msg = where;
+        }
     }
     lua_settop(L, base - 1);
     clear_slots(L);

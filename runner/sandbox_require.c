@@ -130,9 +130,10 @@ static int search(lua_State *L, const char *name)
 /* Reads path into a Lua string. [-0, +1, e] */
 static void push_file(lua_State *L, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
+    const char *why;
+    FILE *fp = ut_open_regular(path, &why);
     if (!fp) {
-        luaL_error(L, "require: cannot open plugin %s: %s", path, strerror(errno));
+        luaL_error(L, "require: cannot open plugin %s: %s", path, why);
         return;
     }
     ut_buf b = {0};

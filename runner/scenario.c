@@ -225,9 +225,10 @@ sc_scenario *sc_load_text(const char *text, size_t len, const char *chunkname, c
 
 sc_scenario *sc_load_file(const char *path, char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "rb");
+    const char *why;
+    FILE *f = ut_open_regular(path, &why);
     if (!f) {
-        snprintf(err, err_size, "%s: cannot read the scenario: %s", path, strerror(errno));
+        snprintf(err, err_size, "%s: cannot read the scenario: %s", path, why);
         return NULL;
     }
     ut_buf b = {0};

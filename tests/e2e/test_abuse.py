@@ -388,6 +388,76 @@ def test_exec_with_many_arguments(env):
     check("at most 4096" in env.record("step.failed", "too-many")["data"]["reason"], "a bound, named")
 
 
+def test_exec_refuses_nul_bytes_and_bad_env_names(env):
+    # The kernel cuts argv, environment entries and paths at a NUL: "rm a\0b"
+    # would run as "rm a" while the journal shows the whole argument. And an
+    # env name with '=' sets another variable than the one named.
+    pb = env.playbook('''
+        step "arg" { on_failure = "continue", run = function(ctx) ctx.exec{ "touch", "keep\\0gone" } end },
+        step "envval" { on_failure = "continue", run = function(ctx) ctx.exec{ "env", env = { X = "1\\0Y=2" } } end },
+        step "envname" { on_failure = "continue", run = function(ctx) ctx.exec{ "env", env = { ["PATH=/tmp:x"] = "1" } } end },
+        step "cwd" { on_failure = "continue", run = function(ctx) ctx.exec{ "pwd", cwd = "/tmp\\0/etc" } end },
+        step "stdin" { run = function(ctx) return { n = #ctx.exec{ "cat", stdin = "a\\0b" }.stdout } end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "run", r)
+    reason = lambda s: env.record("step.failed", s)["data"]["reason"]
+    check("argument 2 contains a NUL byte" in reason("arg"), reason("arg"))
+    check("env entry 'X' contains a NUL byte" in reason("envval"), reason("envval"))
+    check("env name 'PATH=/tmp:x' is not a variable name" in reason("envname"), reason("envname"))
+    check("option 'cwd' contains a NUL byte" in reason("cwd"), reason("cwd"))
+    check(not any(x["type"] == "step.exec" and x["step"] != "stdin" for x in env.journal()), "nothing was run")
+    check(not os.path.exists(os.path.join(env.dir, "keep")), "no file 'keep' was made")
+    check(env.record("step.succeeded", "stdin")["data"]["result"]["n"] == 3, "stdin may hold a NUL byte")
+
+
+def test_fifo_or_directory_given_as_a_file(env):
+    # A FIFO with no writer once blocked the read until the 5 s load deadline
+    # ("stuck inside a C function"); every file irp reads is refused at once.
+    fifo = os.path.join(env.dir, "fifo.lua")
+    os.mkfifo(fifo)
+    try:
+        fifo_inputs_refused(env, fifo)
+    finally:
+        os.unlink(fifo)  # the harness reads every file a test leaves
+
+
+def fifo_inputs_refused(env, fifo):
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    for args, what in ((["check", fifo], "cannot read"), (["run", fifo], "cannot read"),
+                       (["drill", pb, "--scenario", fifo], "cannot read the scenario"),
+                       (["run", pb, "--config", fifo], "cannot read the configuration"),
+                       (["check", pb, "--attach", fifo], "cannot read"),
+                       (["check", env.dir], "is a directory")):
+        t = time.monotonic()
+        r = env.irp(*args, "--state-dir", env.state) if args[0] != "check" else env.irp(*args)
+        check(r.code == 65 and what in r.err and time.monotonic() - t < 3 * SLACK,
+              "%s: refused at once, naming the problem" % " ".join(args), r)
+        check(os.path.basename(fifo) in r.err or args == ["check", env.dir], "names the file", r)
+    check(not os.path.exists(env.journal_path()), "nothing ran")
+
+
+def test_messages_for_values_out_of_range(env):
+    pb = env.playbook('''
+        step "nil" { on_failure = "continue", run = function(ctx) error(nil) end },
+        step "neg" { on_failure = "continue", run = function(ctx) ctx.sleep("-5s") end },
+        step "huge" { on_failure = "continue", run = function(ctx) ctx.sleep(1e308) end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 0, "run", r)
+    reason = lambda s: env.record("step.failed", s)["data"]["reason"]
+    check(reason("nil").endswith("pb.lua:4: (error object is a nil value)"), reason("nil"))
+    check('ctx.sleep: "-5s" is not a duration' in reason("neg"), reason("neg"))
+    check("ctx.sleep: 1e+308 is not a number of seconds from 0 to 1e12" in reason("huge"), reason("huge"))
+    bad = env.playbook('step "a" { timeout = 1e308, run = function(ctx) return 1 end },', name="bad.lua")
+    r = env.irp("check", bad)
+    check(r.code == 65 and "field 'timeout' of step \"a\" must be a number of seconds from 0 to 1e12" in r.err,
+          "the range is named", r)
+    r = env.irp("resume", "no-such-run", "--state-dir", env.state)
+    check(r.code == 65 and "no run no-such-run in " in r.err and "journal.jsonl" not in r.err,
+          "names no file that does not exist", r)
+
+
 def test_closed_standard_streams(env):
     # cron, a service manager or `<&-` can start irp with fd 0, 1 or 2 closed.
     pb = env.playbook('''

@@ -280,7 +280,7 @@ static void test_step_fields(void **state)
             "has neither",
             "D/pb.lua:5: field 'run' of step \"d\" must be a function",
             "D/pb.lua:5: field 'retries' of step \"d\" must be an integer from 0 to 100, not 101",
-            "D/pb.lua:5: field 'backoff' of step \"d\" must be a non-negative number of seconds, not -1",
+            "D/pb.lua:5: field 'backoff' of step \"d\" must be a number of seconds from 0 to 1e12, not -1",
             "D/pb.lua:5: field 'idempotent' of step \"d\" must be a boolean",
             "D/pb.lua:6: field 'when' of step \"d\" must be a function(ctx) or a boolean, not a string",
             "D/pb.lua:6: unknown field 'on_sucess' in notify of step \"d\" (did you mean 'on_success'?)",

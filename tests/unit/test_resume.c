@@ -342,8 +342,18 @@ static void test_never_started(void **state)
     rs_context *c = load("nosuchrun", &o, &code, err, sizeof err);
     assert_null(c);
     assert_int_equal(code, IRP_EXIT_DATAERR);
+    assert_non_null(strstr(err, "no run nosuchrun in "));
+    assert_null(strstr(err, "journal.jsonl")); /* names no file that does not exist */
+
+    /* A run directory without a journal. */
+    char *bare = ut_xasprintf("%s/runs/bare", state_dir);
+    assert_int_equal(mkdir(bare, 0700), 0);
+    c = load("bare", &o, &code, err, sizeof err);
+    assert_null(c);
+    assert_int_equal(code, IRP_EXIT_DATAERR);
     assert_non_null(strstr(err, "never started"));
-    assert_non_null(strstr(err, "nosuchrun"));
+    assert_non_null(strstr(err, bare));
+    free(bare);
 
     /* A run directory with an empty journal (crash before run.started). */
     char *run_dir = ut_xasprintf("%s/runs/empty", state_dir);

@@ -274,6 +274,12 @@ static void test_error_objects(void **state)
     assert_int_equal(run(s, "error(nil)", 0, &f), SB_ERROR);
     assert_string_equal(f.msg, "(error object is a nil value)");
     sb_failure_free(&f);
+    /* from a file: the message says where, as Lua does for a string */
+    const char *nil_error = "local x = 1\nerror(nil)";
+    assert_int_equal(luaL_loadbufferx(s->L, nil_error, strlen(nil_error), "@pb.lua", "t"), LUA_OK);
+    assert_int_equal(sb_pcall(s, 0, 1, &f), SB_ERROR);
+    assert_string_equal(f.msg, "pb.lua:2: (error object is a nil value)");
+    sb_failure_free(&f);
     assert_int_equal(run(s, "error(setmetatable({}, { __tostring = function() error('boom', 0) end }))",
                          0, &f),
                      SB_ERROR);
