@@ -68,6 +68,10 @@ static void journal_exec(fx_call *c, json_t *argv, json_t *reply, int simulated)
                              json_object_get(reply, "code"), "duration_ms",
                              json_object_get(reply, "duration_ms"), "timed_out",
                              json_object_get(reply, "timed_out"), "simulated", simulated);
+    /* The exact arguments, for the chain of custody: "command" joins them
+     * with spaces, which loses where one ends ("rm" "a b" vs "rm" "a" "b").
+     * A secret stays {"secret": NAME}, as the step passed it. */
+    json_object_set_new(data, "argv", json_deep_copy(argv));
     json_object_set_new(data, "stdout", excerpt(json_object_get(reply, "stdout")));
     json_object_set_new(data, "stderr", excerpt(json_object_get(reply, "stderr")));
     if (pr_bool(reply, "stdout_truncated", 0))

@@ -248,7 +248,8 @@ static const char *operator_name(void)
 
 int eng_sha256_file(const char *path, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
+    const char *why;
+    FILE *f = ut_open_regular(path, &why);
     if (!f)
         return -1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -364,6 +365,11 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
      * not acted yet (resume.c): it acts now, and the step is not run again. */
     const char *pending = r->opt->resume_failed;
     int escalated = r->opt->resume_failed_escalated;
+    /* Outcomes forgotten by a jump back, until the step runs again: a loop
+     * stopped below puts them back, so the summary counts what the journal
+     * shows last for each step (not "0 failed"). */
+    json_t *forgotten = json_object();
+    const char *jumped_from = NULL; /* the step whose on_failure jumped last */
     while (i < total) {
         json_t *def = json_array_get(r->steps, i);
         const char *id = pr_str(def, "id");
@@ -386,9 +392,13 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
             continue;
         } else {
             if (++visits[i] > MAX_VISITS_PER_STEP) {
-                tm_error("step \"%s\" was reached %d times through on_failure jumps: stopping the loop", id,
-                         MAX_VISITS_PER_STEP);
-                *failed_step = ut_xstrdup(id);
+                tm_error("step \"%s\" was reached %d times through on_failure jumps (last from \"%s\"): "
+                         "stopping the loop", id, MAX_VISITS_PER_STEP, jumped_from ? jumped_from : "?");
+                const char *k;
+                json_t *v;
+                json_object_foreach(forgotten, k, v) if (!json_object_get(r->state, k))
+                    json_object_set(r->state, k, v);
+                *failed_step = ut_xstrdup(jumped_from ? jumped_from : id); /* the step that keeps failing */
                 status = "failed";
                 *exit_code = IRP_EXIT_FAILED;
                 break;
@@ -430,6 +440,7 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
             break;
         } else {
             long target = step_index(r, on_failure);
+            jumped_from = id;
             tm_line(TM_YELLOW, "      on_failure: going to step \"%s\"", on_failure);
             if (target > (long)i) {
                 /* Jumping forward: the steps in between are skipped, on the record. */
@@ -447,11 +458,17 @@ static const char *walk_steps(eng_run *r, int *exit_code, char **failed_step)
             i = target >= 0 ? (size_t)target : total;
             /* A step jumped back to runs again: forget its earlier outcome. */
             if (target >= 0)
-                for (size_t k = (size_t)target; k < total; k++)
-                    json_object_del(r->state, pr_str(json_array_get(r->steps, k), "id"));
+                for (size_t k = (size_t)target; k < total; k++) {
+                    const char *again = pr_str(json_array_get(r->steps, k), "id");
+                    json_t *was = json_object_get(r->state, again);
+                    if (was)
+                        json_object_set(forgotten, again, was);
+                    json_object_del(r->state, again);
+                }
         }
         free(reason);
     }
+    json_decref(forgotten);
     free(visits);
     return status;
 }

@@ -1,7 +1,8 @@
 """End-to-end tests of irp run/drill: the step engine, manual steps,
 approvals, retries, on_failure, templates and results between steps."""
+import json
 import os
-from harness import check
+from harness import canary, check
 
 
 def test_exec_results_flow_between_steps(env):
@@ -124,6 +125,28 @@ def test_on_failure_continue_escalate_and_jump(env):
     check("a breaks" in env.record("step.failed", "a")["data"]["reason"], "reason recorded")
 
 
+def test_on_failure_loop_back_is_bounded_and_counted(env):
+    # A step whose on_failure jumps back to an earlier one that leads to it
+    # again loops; irp stops it at 20 visits, names the failing step, and the
+    # summary counts each step's last outcome (it once said "0 failed").
+    pb = env.playbook('''
+        step "prepare" { run = function(ctx) return 1 end },
+        step "apply" { on_failure = "prepare", run = function(ctx) ctx.fail("still broken") end },
+        step "after" { run = function(ctx) return 3 end },
+    ''')
+    r = env.run(pb)
+    check(r.code == 1, "the loop is stopped and the run fails", r)
+    check('step "prepare" was reached 20 times through on_failure jumps (last from "apply")' in r.err, "named", r)
+    check("1 succeeded, 1 failed, 0 skipped; stopped at apply" in r.out, "the summary counts the last outcomes", r)
+    fin = env.record("run.finished")["data"]
+    check(fin["status"] == "failed" and fin["failed"] == 1 and fin["succeeded"] == 1 and fin["failed_step"] == "apply",
+          "run.finished agrees: %r" % fin)
+    check(len([x for x in env.journal() if x["type"] == "step.failed"]) == 20, "apply failed 20 times")
+    check("step.started" not in env.events(step="after"), "the step after the loop never ran")
+    s = env.irp("status", "r1", "--state-dir", env.state)
+    check("succeeded  prepare" in s.out and "failed     apply" in s.out, "status agrees", s)
+
+
 def test_when_condition_skips(env):
     pb = env.playbook('''
         step "maybe" { when = function(ctx) return ctx.vars.mode == "full" end,
@@ -155,6 +178,24 @@ def test_drill_simulates_exec(env):
     check(env.record("step.exec", "isolate")["data"]["simulated"] is True, "journaled as simulated")
     check(all(x["mode"] == "drill" for x in env.journal()), "mode drill")
     check("[DRILL]" in r.out, "DRILL banner", r)
+
+
+def test_step_exec_records_the_exact_argv(env):
+    # "command" joins the arguments with spaces; the chain of custody needs
+    # where each ends. A secret is named, never its value.
+    token = canary("argv")
+    pb = env.playbook('''
+        step "x" { run = function(ctx)
+          ctx.exec{ "printf", "%s|", "two words", "", "a\\tb", ctx.secret("ARGV_TOKEN"), 42 } end },
+    ''')
+    for mode in ("run", "drill"):
+        r = env.irp(mode, pb, "--state-dir", env.state, "--run-id", mode, "--yes", env={"ARGV_TOKEN": token})
+        check(r.code == 0, mode, r)
+        d = env.record("step.exec", "x", run=mode)["data"]
+        check(d["argv"] == ["printf", "%s|", "two words", "", "a\tb", {"secret": "ARGV_TOKEN"}, "42"],
+              "%s: the argv as given: %r" % (mode, d["argv"]))
+        check(d["command"] == "printf %s| two words  a\tb <secret ARGV_TOKEN> 42", d["command"])
+    check(token not in open(env.journal_path("run")).read(), "the value stays out of the journal")
 
 
 def test_exec_nonzero_fails_step_unless_check_false(env):
