@@ -388,18 +388,18 @@ def test_shipped_statuspage_drill(env):
 
 def test_evidence_live_files_and_commands(env):
     clean(env)
-    text = env.write("auth.log", "Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy\n")
+    text = env.write("auth\\1.log", "Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy\n")
     binary = os.path.join(env.dir, "blob.bin")
     with open(binary, "wb") as f:
         f.write(bytes(range(256)) * 8)
     pb = env.write("pb.lua", '''local evidence = require "evidence"
 return playbook { id = "t", title = "T", steps = {
-  evidence.files { id = "text", files = { "%s" } },
+  evidence.files { id = "text", files = { %s } },
   evidence.files { id = "b64", files = { "%s" }, encoding = "base64" },
   evidence.commands { id = "cmds", commands = { { name = "echo.txt", argv = { "echo", "hello" } } } },
   evidence.files { id = "bad", files = { "%s", "%s/missing" }, on_failure = "continue" },
 } }
-''' % (text, binary, binary, env.dir))
+''' % (json.dumps(text), binary, binary, env.dir))  # a backslash in the name: sha256sum -- FILE escapes it
     r = env.run(pb, "--yes")
     check(r.code == 0, "the run ends", r)
     item = succeeded(env, "text")["items"][0]
