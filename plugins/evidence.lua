@@ -6,7 +6,7 @@
 --       runs each command (locally, or on host over ssh) and stores its
 --       stdout (and stderr, when not empty, as NAME.stderr).
 --   evidence.files { id=, host=, files = { "/var/log/auth.log", ... }, encoding = "text"|"base64" }
---       reads each file with `sha256sum` and `cat` (or `base64 -w0`) in one
+--       reads each file with `sha256sum <` and `cat` (or `base64 -w0`) in one
 --       command, so the source-side hash and the content come from the same
 --       read. text: the stored artifact must hash to the source's SHA-256
 --       (else the step fails: binary data or a file over 1 MiB does not
@@ -90,7 +90,9 @@ function M.files(opts)
     allow_missing = { type = "boolean" },
   }, "evidence.files")
   local b64 = opts.encoding == "base64"
-  local script = 'sha256sum -- "$1" && echo ' .. MARK .. ' && ' .. (b64 and 'base64 -w0 -- "$1"' or 'cat -- "$1"')
+  -- the hash of stdin: `sha256sum -- FILE` escapes a name holding a backslash
+  -- or a newline (a\b gives "\HASH  a\\b"), which the pattern below would not read
+  local script = 'sha256sum < "$1" && echo ' .. MARK .. ' && ' .. (b64 and 'base64 -w0 -- "$1"' or 'cat -- "$1"')
   return kit.step(opts.id, opts, function(ctx)
     local items, bad = {}, {}
     local source = opts.host and kit.render(ctx, opts.host) or "local"

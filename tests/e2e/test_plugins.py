@@ -4,10 +4,13 @@ drill path, of the live paths this machine allows (evidence collection of
 real files; PostgreSQL promote and pg_basebackup when the server binaries are
 installed; nftables and iptables inside a fresh network namespace when those
 tools are installed; blockip and isolate over ssh to a real throwaway sshd on
-127.0.0.1 in a network namespace; the HTTP plugins against a local stand-in
-server), and
+127.0.0.1 in a network namespace; blockip, evidence and postgres over ssh as a
+non-root user with sudo, the user and its sudoers rule existing only in the
+test's mount namespace; the HTTP plugins against a local stand-in server),
+and
 of --attach (before / after / at_end_of, and its errors) and of the
 configuration's attach section."""
+import contextlib
 import glob
 import hashlib
 import json
@@ -16,7 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from harness import canary, check
+import time
+import harness
+from harness import canary, check, no_process_with
 
 
 def clean(env):
@@ -392,18 +397,18 @@ def test_shipped_statuspage_drill(env):
 
 def test_evidence_live_files_and_commands(env):
     clean(env)
-    text = env.write("auth.log", "Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy\n")
+    text = env.write("auth\\1.log", "Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy\n")
     binary = os.path.join(env.dir, "blob.bin")
     with open(binary, "wb") as f:
         f.write(bytes(range(256)) * 8)
     pb = env.write("pb.lua", '''local evidence = require "evidence"
 return playbook { id = "t", title = "T", steps = {
-  evidence.files { id = "text", files = { "%s" } },
+  evidence.files { id = "text", files = { %s } },
   evidence.files { id = "b64", files = { "%s" }, encoding = "base64" },
   evidence.commands { id = "cmds", commands = { { name = "echo.txt", argv = { "echo", "hello" } } } },
   evidence.files { id = "bad", files = { "%s", "%s/missing" }, on_failure = "continue" },
 } }
-''' % (text, binary, binary, env.dir))
+''' % (json.dumps(text), binary, binary, env.dir))  # a backslash in the name: sha256sum -- FILE escapes it
     r = env.run(pb, "--yes")
     check(r.code == 0, "the run ends", r)
     item = succeeded(env, "text")["items"][0]
@@ -431,6 +436,64 @@ def pg_bin():
     return os.path.dirname(found[-1])
 
 
+@contextlib.contextmanager
+def pg_primary_and_standby(b):
+    """A PostgreSQL primary (port 55432) and a streaming standby of it (port
+    55433), run as the postgres user, listening only on unix sockets in a
+    fresh temporary directory (d). Yields (d, runuser argv prefix); stops
+    every server started in d (also those a test started there) and removes
+    d afterwards."""
+    d = tempfile.mkdtemp(prefix="irp-pg-")
+    os.chmod(d, 0o755)
+    shutil.chown(d, "postgres")
+    u = ["runuser", "-u", "postgres", "--"]
+    try:
+        subprocess.run(u + [b + "/initdb", "-D", d + "/primary", "-U", "postgres", "-A", "trust"],
+                       check=True, capture_output=True, timeout=120)
+        with open(d + "/primary/postgresql.conf", "a") as f:
+            f.write("listen_addresses=''\nunix_socket_directories='%s'\nport=55432\n" % d)
+        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/primary", "-w", "-l", d + "/p.log"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(u + [b + "/pg_basebackup", "-d", "host=%s port=55432 user=postgres" % d, "-D",
+                            d + "/standby", "-X", "stream", "-c", "fast", "-R"], check=True, capture_output=True,
+                       timeout=120)
+        with open(d + "/standby/postgresql.conf", "a") as f:
+            f.write("port=55433\n")
+        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/standby", "-w", "-l", d + "/s.log"],
+                       check=True, capture_output=True, timeout=120)
+        yield d, u
+    finally:
+        for name in sorted(os.listdir(d)):
+            if os.path.exists(os.path.join(d, name, "postmaster.pid")):
+                subprocess.run(u + [b + "/pg_ctl", "stop", "-D", os.path.join(d, name), "-m", "immediate"],
+                               capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+PG_PB = '''local postgres = require "postgres"
+%(prelude)s
+return playbook { id = "t", title = "T", inputs = { dir = { required = true }, %(inputs)s },
+  steps = {
+    postgres.basebackup { id = "restore", source = "host={{dir}} port=55432 user=postgres",
+                          pgdata = "{{dir}}/restored", bin_dir = "%(bin)s", start = true, port = 55434%(more)s },
+    postgres.promote { id = "promote", pgdata = "{{dir}}/standby", bin_dir = "%(bin)s",
+                       conninfo = "host={{dir}} port=55433 user=postgres"%(more)s },
+  } }
+'''
+
+
+def check_pg_restored_and_promoted(env, d, u, b, run="r1"):
+    check(env.record("step.succeeded", "promote", run=run)["data"]["result"]["in_recovery"] is False,
+          "the standby is a primary now")
+    q = subprocess.run(u + [b + "/psql", "-X", "-A", "-t", "-d", "host=%s port=55433 user=postgres" % d,
+                            "-c", "select pg_is_in_recovery()"], capture_output=True, text=True, timeout=60)
+    check(q.stdout.strip() == "f", "the promoted standby is out of recovery: %r" % q.stdout)
+    q = subprocess.run(u + [b + "/psql", "-X", "-A", "-t", "-d", "host=%s port=55434 user=postgres" % d,
+                            "-c", "select pg_is_in_recovery()"], capture_output=True, text=True, timeout=60)
+    check(q.stdout.strip() == "t", "the restored copy runs as a standby: %r" % q.stdout)
+    check(env.record("step.succeeded", "restore", run=run)["data"]["result"]["started"] is True, "restore result")
+
+
 def test_postgres_live_promote_and_basebackup(env):
     """A primary and a standby on unix sockets in a temporary directory,
     run as the postgres user; skipped (passes) without the server binaries."""
@@ -439,48 +502,11 @@ def test_postgres_live_promote_and_basebackup(env):
     if not b:
         print("       (skipped: no PostgreSQL server binaries, or not root)")
         return
-    d = tempfile.mkdtemp(prefix="irp-pg-")
-    os.chmod(d, 0o755)
-    shutil.chown(d, "postgres")
-    u = ["runuser", "-u", "postgres", "--"]
-    started = []
-    try:
-        subprocess.run(u + [b + "/initdb", "-D", d + "/primary", "-U", "postgres", "-A", "trust"],
-                       check=True, capture_output=True)
-        with open(d + "/primary/postgresql.conf", "a") as f:
-            f.write("listen_addresses=''\nunix_socket_directories='%s'\nport=55432\n" % d)
-        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/primary", "-w", "-l", d + "/p.log"],
-                       check=True, capture_output=True)
-        started.append("primary")
-        subprocess.run(u + [b + "/pg_basebackup", "-d", "host=%s port=55432 user=postgres" % d, "-D",
-                            d + "/standby", "-X", "stream", "-c", "fast", "-R"], check=True, capture_output=True)
-        with open(d + "/standby/postgresql.conf", "a") as f:
-            f.write("port=55433\n")
-        subprocess.run(u + [b + "/pg_ctl", "start", "-D", d + "/standby", "-w", "-l", d + "/s.log"],
-                       check=True, capture_output=True)
-        started.append("standby")
-        pb = env.write("pb.lua", '''local postgres = require "postgres"
-return playbook { id = "t", title = "T", inputs = { dir = { required = true }, bin = { required = true } },
-  steps = {
-    postgres.basebackup { id = "restore", source = "host={{dir}} port=55432 user=postgres",
-                          pgdata = "{{dir}}/restored", bin_dir = "%s", start = true, port = 55434 },
-    postgres.promote { id = "promote", pgdata = "{{dir}}/standby", bin_dir = "%s",
-                       conninfo = "host={{dir}} port=55433 user=postgres" },
-  } }
-''' % (b, b))
-        r = env.run(pb, "--yes", "-v", "dir=" + d, "-v", "bin=" + b, timeout=120)
-        if os.path.exists(d + "/restored/postmaster.pid"):
-            started.append("restored")
+    with pg_primary_and_standby(b) as (d, u):
+        pb = env.write("pb.lua", PG_PB % {"prelude": "", "inputs": "", "bin": b, "more": ""})
+        r = env.run(pb, "--yes", "-v", "dir=" + d, timeout=120)
         check(r.code == 0, "live restore and promote succeed", r)
-        check(succeeded(env, "promote")["in_recovery"] is False, "the standby is a primary now")
-        q = subprocess.run(u + [b + "/psql", "-X", "-A", "-t", "-d", "host=%s port=55434 user=postgres" % d,
-                                "-c", "select pg_is_in_recovery()"], capture_output=True, text=True)
-        check(q.stdout.strip() == "t", "the restored copy runs as a standby: %r" % q.stdout)
-    finally:
-        for name in started:
-            subprocess.run(u + [b + "/pg_ctl", "stop", "-D", "%s/%s" % (d, name), "-m", "immediate"],
-                           capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        check_pg_restored_and_promoted(env, d, u, b)
 
 
 # ---------------------------------------------------------------- live Patroni
@@ -1015,12 +1041,18 @@ return playbook { id = "t2", title = "T2", inputs = { api = { required = true } 
 
 # ---------------------------------------------------------------- live ssh
 
-# Runs inside a fresh network namespace (unshare -n): brings lo up, starts a
-# real sshd on 127.0.0.1 (a free port of the namespace), runs each phase's
-# irp command, snapshots the firewall after it, and always stops sshd. Both
-# sshd and irp are killed by the kernel if this helper dies (PDEATHSIG), so
-# nothing outlives a timeout. Prints one JSON object.
-SSH_HELPER = r'''import ctypes, json, os, signal, socket, subprocess, sys, time
+# Runs inside fresh namespaces: a network namespace (unshare -n) always; with
+# cfg["private"], a mount namespace too (unshare -n -m), where it first makes
+# sure that it is not in the host's mount namespace and that no mount of its
+# own propagates anywhere, then mounts a tmpfs on /run (sshd's privilege
+# separation directory and sudo's /run/sudo land there) and bind-mounts the
+# test's copies of /etc files (cfg["private"]["binds"]), seen only inside.
+# Brings lo up, starts a real sshd on 127.0.0.1 (a free port of the
+# namespace), runs each phase's irp command and its "show" commands after it,
+# and always stops sshd. Both sshd and irp are killed by the kernel if this
+# helper dies (PDEATHSIG), so nothing outlives a timeout. Prints one JSON
+# object.
+SSH_HELPER = r"""import ctypes, json, os, signal, socket, subprocess, sys, time
 cfg = json.load(open(sys.argv[1]))
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -1029,7 +1061,26 @@ def die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def private_mounts(pv):
+    if os.readlink("/proc/self/ns/mnt") == pv["host_mntns"]:
+        raise SystemExit("refusing to mount: not in a mount namespace of its own")
+    with open("/proc/self/mountinfo") as f:
+        shared = [l for l in f if " shared:" in l.split(" - ")[0]]
+    if shared:
+        raise SystemExit("refusing to mount: these mounts propagate to other namespaces: %s" % shared[:3])
+    # mount(2) itself: mount(8) would write its utab under the host's /run
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    for src, dst, fstype, flags, data in [("irp-e2e-run", "/run", "tmpfs", 0, "mode=0755,size=16m")] + \
+            [(src, dst, None, 4096, None) for src, dst in pv["binds"]]:  # 4096: MS_BIND
+        if libc.mount(src.encode(), dst.encode(), fstype and fstype.encode(), flags, data and data.encode()) != 0:
+            raise SystemExit("mount %s on %s: %s" % (src, dst, os.strerror(ctypes.get_errno())))
+        if dst == "/run":
+            os.mkdir("/run/sshd", 0o755)
+
+
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+if cfg.get("private"):
+    private_mounts(cfg["private"])
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
@@ -1055,14 +1106,16 @@ try:
             time.sleep(0.05)
     for ph in cfg["phases"]:
         argv = [a.replace("@PORT@", str(port)) for a in ph["argv"]]
+        t0 = time.monotonic()
         p = subprocess.run(argv, capture_output=True, text=True, timeout=cfg["timeout"],
                            preexec_fn=die_with_parent, errors="replace")
+        elapsed = time.monotonic() - t0
         shown = ""
         for cmd in ph["show"]:
             q = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
             shown += "$ %s\n%s%s" % (" ".join(cmd), q.stdout, q.stderr)
         out["phases"].append({"name": ph["name"], "code": p.returncode, "out": p.stdout, "err": p.stderr,
-                              "shown": shown})
+                              "shown": shown, "elapsed": elapsed})
 finally:
     sshd.terminate()
     try:
@@ -1072,28 +1125,31 @@ finally:
         sshd.wait()
     log.close()
 print(json.dumps(out))
-'''
+"""
 
-SSH_PB = '''local blockip = require "blockip"
-local isolate = require "isolate"
--- -F /dev/null and IdentitiesOnly: no ~/.ssh/config, no agent keys
-local ssh = { "-p", "{{port}}", "-i", "{{key}}", "-o", "StrictHostKeyChecking=no",
+# -F /dev/null and IdentitiesOnly: no ~/.ssh/config, no agent keys
+SSH_OPTS_LUA = """local ssh = { "-p", "{{port}}", "-i", "{{key}}", "-o", "StrictHostKeyChecking=no",
               "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-              "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-F", "/dev/null" }
-return playbook { id = "ssh-%(m)s", title = "T", inputs = { port = { required = true }, key = { required = true } },
+              "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-F", "/dev/null" }"""
+SSH_INPUTS = "port = { required = true }, key = { required = true }"
+
+SSH_PB = """local blockip = require "blockip"
+local isolate = require "isolate"
+""" + SSH_OPTS_LUA + """
+return playbook { id = "ssh-%(m)s", title = "T", inputs = { """ + SSH_INPUTS + """ },
   steps = {
 %(steps)s
   } }
-'''
+"""
 
-SSH_CONTAIN = '''    blockip.firewall { id = "block", host = "root@127.0.0.1", addr = "203.0.113.7", method = "%(m)s",
+SSH_CONTAIN = """    blockip.firewall { id = "block", host = "root@127.0.0.1", addr = "203.0.113.7", method = "%(m)s",
                        ssh_options = ssh },
     blockip.firewall { id = "block6", host = "root@127.0.0.1", addr = "2001:db8::/32", method = "%(m)s",
                        ssh_options = ssh },
     isolate.firewall { id = "iso", host = "root@127.0.0.1", allow = { "127.0.0.1", "2001:db8::5" },
-                       method = "%(m)s", ssh_options = ssh },'''
+                       method = "%(m)s", ssh_options = ssh },"""
 
-SSH_RELEASE = '''    isolate.release { id = "release", host = "root@127.0.0.1", method = "%(m)s", ssh_options = ssh },'''
+SSH_RELEASE = """    isolate.release { id = "release", host = "root@127.0.0.1", method = "%(m)s", ssh_options = ssh },"""
 
 
 def sshd_binary():
@@ -1101,6 +1157,93 @@ def sshd_binary():
     if not found and os.access("/usr/sbin/sshd", os.X_OK):
         found = "/usr/sbin/sshd"
     return found
+
+
+def ssh_live_missing(mount_ns=False):
+    """Why a live ssh test cannot run here: None when it can."""
+    if not sshd_binary() or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
+        return "no sshd/ssh (openssh-server)"
+    ns = ["-n", "-m"] if mount_ns else ["-n"]
+    if not shutil.which("unshare") or \
+            subprocess.run(["unshare"] + ns + ["true"], capture_output=True, timeout=30).returncode != 0:
+        return "no network%s namespaces" % (" or mount" if mount_ns else "")
+    return None
+
+
+class SshLive:
+    """A throwaway sshd for one test: a host key and a client key made by
+    ssh-keygen in the test's directory, its configuration (public keys only;
+    root may log in or not), and run(), which starts it in SSH_HELPER and runs
+    the phases (irp commands) there."""
+
+    def __init__(self, env, authorized_keys, root_login):
+        self.env, d = env, env.dir
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "irp-e2e", "-f",
+                            os.path.join(d, name)], check=True, capture_output=True, timeout=30)
+        self.key = os.path.join(d, "client_key")
+        with open(self.key + ".pub") as f:
+            self.pubkey = f.read()
+        self.conf = os.path.join(d, "sshd_config")
+        self.log_path = os.path.join(d, "sshd.log")
+        self.sshd_config = "\n".join([
+            "ListenAddress 127.0.0.1", "Port @PORT@", "HostKey %s/host_key" % d,
+            "PermitRootLogin %s" % ("prohibit-password" if root_login else "no"),
+            "AuthorizedKeysFile %s" % authorized_keys,
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "StrictModes no", "UsePAM no",
+            "PrintMotd no", "PidFile %s/sshd.pid" % d, ""])
+        self.irp = os.path.abspath(harness.IRP)
+        self.slack = harness.SLACK
+        self.timeout = 60 * harness.SLACK
+
+    def phase(self, name, pb, args=(), show=()):
+        """One irp run (run id = name) of playbook pb, with inputs port and key."""
+        return {"name": name, "show": [list(c) for c in show],
+                "argv": [self.irp, "run", pb, "--yes", "--state-dir", self.env.state, "--run-id", name,
+                         "-v", "port=@PORT@", "-v", "key=" + self.key] + list(args)}
+
+    def run(self, phases, private=None):
+        """Runs the phases against sshd in fresh namespaces (with private: a
+        mount namespace too, with those mounts); returns (port, phases by
+        name, sshd's log). Fails the test unless the helper ran and sshd is
+        gone."""
+        env = self.env
+        cfg = {"sshd": sshd_binary(), "config": self.conf, "sshd_config": self.sshd_config, "log": self.log_path,
+               "timeout": self.timeout, "phases": phases}
+        ns = ["-n"]
+        if private is not None:
+            ns = ["-n", "-m", "--propagation", "private"]
+            cfg["private"] = {"host_mntns": os.readlink("/proc/self/ns/mnt"), "binds": private}
+        path = env.write("ssh.json", json.dumps(cfg))
+        helper = env.write("ssh_helper.py", SSH_HELPER)
+        # sshd insists on its privilege separation directory (systemd makes
+        # it); in a mount namespace the helper makes it on its own /run
+        made_privsep = private is None and not os.path.isdir("/run/sshd")
+        if made_privsep:
+            os.makedirs("/run/sshd", mode=0o755)
+        try:
+            p = subprocess.run(["unshare"] + ns + [sys.executable, helper, path], capture_output=True, text=True,
+                               env=env.env, cwd=env.dir, timeout=(60 * len(phases) + 30) * self.slack)
+        finally:
+            if made_privsep:
+                try:
+                    os.rmdir("/run/sshd")
+                except OSError:
+                    pass
+        log = open(self.log_path).read() if os.path.exists(self.log_path) else "none"
+        check(p.returncode == 0, "the helper ran (sshd log: %s)" % log, p)
+        check(no_process_with(self.conf), "sshd was stopped")
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        for x in res["phases"]:  # irp's outputs, for the canary sweep
+            env.results.append(harness.Result(x["code"], x["out"], x["err"], x["elapsed"]))
+            check("Sanitizer" not in x["err"] and "runtime error:" not in x["err"],
+                  "no sanitizer report from irp run %s: %s" % (x["name"], x["err"]))
+        return res["port"], {x["name"]: x for x in res["phases"]}, log
+
+    def ssh_prefix(self, port):
+        """How every ssh command of the playbooks starts in the journal."""
+        return ("ssh -o BatchMode=yes -p %d -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+                % (port, self.key))
 
 
 def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
@@ -1111,27 +1254,13 @@ def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
     back with nft / iptables in the namespace. Skipped (passes) without sshd,
     ssh, nft or network namespaces."""
     clean(env)
-    import harness
-    sshd = sshd_binary()
-    if not sshd or not shutil.which("ssh") or not shutil.which("ssh-keygen") or not shutil.which("nft") or \
-            not shutil.which("unshare") or \
-            subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
-        print("       (skipped: no sshd/ssh (openssh-server), no nft, or no network namespaces here)")
+    why = ssh_live_missing()
+    if why or not shutil.which("nft"):
+        print("       (skipped: %s)" % (why or "no nft"))
         return
     ipt = bool(shutil.which("iptables") and shutil.which("ip6tables"))
-    d = env.dir
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "irp-e2e", "-f", os.path.join(d, name)],
-                       check=True, capture_output=True, timeout=30)
-    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
-    conf = os.path.join(d, "sshd_config")
-    sshd_config = "\n".join([
-        "ListenAddress 127.0.0.1", "Port @PORT@", "HostKey %s/host_key" % d,
-        "PermitRootLogin prohibit-password", "AuthorizedKeysFile %s/authorized_keys" % d,
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "StrictModes no", "UsePAM no",
-        "PrintMotd no", "PidFile %s/sshd.pid" % d, ""])
-    irp = os.path.abspath(harness.IRP)
-    key = os.path.join(d, "client_key")
+    live = SshLive(env, os.path.join(env.dir, "authorized_keys"), root_login=True)
+    shutil.copy(live.key + ".pub", os.path.join(env.dir, "authorized_keys"))
     methods = ["nftables"] + (["iptables"] if ipt else [])
     phases = []
     for m in methods:
@@ -1139,33 +1268,8 @@ def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
         for kind, steps in (("contain", SSH_CONTAIN), ("release", SSH_RELEASE)):
             run = "%s-%s" % (m, kind)
             pb = env.write(run + ".lua", SSH_PB % {"m": m, "steps": steps % {"m": m}})
-            phases.append({"name": run, "show": show,
-                           "argv": [irp, "run", pb, "--yes", "--state-dir", env.state, "--run-id", run,
-                                    "-v", "port=@PORT@", "-v", "key=" + key]})
-    cfg = env.write("ssh.json", json.dumps({
-        "sshd": sshd, "config": conf, "sshd_config": sshd_config, "log": os.path.join(d, "sshd.log"),
-        "timeout": 60 * harness.SLACK, "phases": phases}))
-    helper = env.write("ssh_helper.py", SSH_HELPER)
-    # sshd insists on its privilege separation directory (systemd makes it)
-    made_privsep = not os.path.isdir("/run/sshd")
-    if made_privsep:
-        os.makedirs("/run/sshd", mode=0o755)
-    try:
-        p = subprocess.run(["unshare", "-n", sys.executable, helper, cfg], capture_output=True, text=True,
-                           env=env.env, cwd=d, timeout=(60 * len(phases) + 30) * harness.SLACK)
-    finally:
-        if made_privsep:
-            try:
-                os.rmdir("/run/sshd")
-            except OSError:
-                pass
-    log_path = os.path.join(d, "sshd.log")
-    check(p.returncode == 0, "the helper ran (sshd log: %s)" %
-          (open(log_path).read() if os.path.exists(log_path) else "none"), p)
-    check(harness.no_process_with(conf), "sshd was stopped")
-    res = json.loads(p.stdout.strip().splitlines()[-1])
-    port = res["port"]
-    ph = {x["name"]: x for x in res["phases"]}
+            phases.append(live.phase(run, pb, show=show))
+    port, ph, log = live.run(phases)
     for name, x in ph.items():
         check(x["code"] == 0, "irp run %s succeeds: %s\n%s\n%s" % (name, x["out"], x["err"], x["shown"]))
         events = env.events(run=name)
@@ -1173,12 +1277,9 @@ def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
         check(env.record("run.finished", run=name)["data"]["status"] == "succeeded", "%s succeeded" % name)
         execs = [r["data"] for r in env.journal(name) if r["type"] == "step.exec"]
         check(execs, "%s ran commands" % name)
-        want = ("ssh -o BatchMode=yes -p %d -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-                % (port, key))
         for e in execs:
-            check(e["command"].startswith(want) and " root@127.0.0.1 -- " in e["command"]
+            check(e["command"].startswith(live.ssh_prefix(port)) and " root@127.0.0.1 -- " in e["command"]
                   and e["simulated"] is False and e["code"] == 0, "the journal records the ssh command: %r" % e)
-    log = open(log_path).read()
     nexec = sum(1 for name in ph for r in env.journal(name) if r["type"] == "step.exec")
     check(log.count("Accepted publickey for root from 127.0.0.1") == nexec,
           "sshd accepted one session per command (%d): %s" % (nexec, log))
@@ -1204,3 +1305,344 @@ def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
     ipt_off = ph["iptables-release"]["shown"]
     check("IRP_ISOLATE" not in ipt_off and "-A INPUT -s 203.0.113.7/32 -j DROP" in ipt_off,
           "the isolation chain is gone after the release (the block stays)", ipt_off)
+
+
+# ---------------------------------------------------------------- live ssh + sudo, as a non-root user
+
+OPS, NORULE = "irp-ops", "irp-nosudo"
+SUDOERS_RULE = "irp-ops ALL=(ALL) NOPASSWD: ALL"
+
+
+def sudo_missing():
+    """Why sudo over ssh cannot be tested here: None when it can."""
+    if not shutil.which("sudo") or not shutil.which("visudo"):
+        return "no sudo"
+    try:
+        with open("/etc/sudoers") as f:
+            lines = [l.strip() for l in f]
+    except OSError as e:
+        return "cannot read /etc/sudoers: %s" % e
+    if "@includedir /etc/sudoers.d" not in lines and "#includedir /etc/sudoers.d" not in lines:
+        return "/etc/sudoers does not include /etc/sudoers.d"
+    for name in (OPS, NORULE):
+        try:
+            import pwd
+            pwd.getpwnam(name)
+            return "a user %s exists on this machine" % name
+        except KeyError:
+            pass
+    return None
+
+
+HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers")
+HOST_DIRS = ("/etc/sudoers.d", "/run/sudo")
+
+
+def host_snapshot():
+    """What the sudo tests must leave as it was on the host: the account and
+    sudoers files (content and metadata), /etc/sudoers.d and /run/sudo (every
+    entry), the names in /run (but sshd: the root-login test above makes
+    /run/sshd for a while when the host has none, maybe in another checkout
+    at the same time), and the mount points."""
+    snap = {}
+    for path in HOST_FILES:
+        try:
+            st = os.stat(path)
+            with open(path, "rb") as f:
+                snap[path] = (hashlib.sha256(f.read()).hexdigest(), st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+        except FileNotFoundError:
+            snap[path] = None
+    for top in HOST_DIRS:
+        entries = []
+        for root, dirs, files in os.walk(top):
+            for name in [""] + dirs + files:
+                st = os.lstat(os.path.join(root, name))
+                entries.append((os.path.join(root, name), st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns))
+        snap[top] = sorted(entries)
+    snap["/run"] = sorted(set(os.listdir("/run")) - {"sshd"})
+    with open("/proc/self/mountinfo") as f:
+        snap["mounts"] = sorted(l.split()[4] for l in f)
+    return snap
+
+
+def private_etc(env, pubkey, users, sudoers):
+    """Files for the helper's mount namespace: copies of /etc/passwd,
+    /etc/shadow and /etc/group adding users (each with a free uid and a group
+    of its own, home env.dir/home/NAME authorizing pubkey, shell /bin/sh,
+    password field '*': no password, yet not locked for sshd without PAM),
+    and a sudoers.d directory (root's, mode 0440) holding only the sudoers
+    lines. Returns the (copy, target) pairs to bind-mount there. The host's
+    files are only read."""
+    etc = os.path.join(env.dir, "etc")
+    os.makedirs(etc, mode=0o700)
+    os.chmod(env.dir, 0o711)  # the users reach their homes
+    with open("/etc/passwd") as f:
+        passwd = f.read()
+    with open("/etc/group") as f:
+        group = f.read()
+    with open("/etc/shadow") as f:
+        shadow = f.read()
+    taken = {int(l.split(":")[2]) for l in (passwd + group).splitlines() if l.count(":") >= 3}
+    free = (i for i in range(50000, 60000) if i not in taken)
+    today = int(time.time() // 86400)
+    os.makedirs(os.path.join(env.dir, "home"), mode=0o755)
+    for name in users:
+        uid = next(free)
+        home = os.path.join(env.dir, "home", name)
+        passwd += "%s:x:%d:%d:irp e2e test user:%s:/bin/sh\n" % (name, uid, uid, home)
+        group += "%s:x:%d:\n" % (name, uid)
+        shadow += "%s:*:%d:0:99999:7:::\n" % (name, today)
+        os.makedirs(os.path.join(home, ".ssh"), mode=0o700)
+        os.chmod(home, 0o700)
+        with open(os.path.join(home, ".ssh", "authorized_keys"), "w") as f:
+            f.write(pubkey)
+        for path in (home, os.path.join(home, ".ssh"), os.path.join(home, ".ssh", "authorized_keys")):
+            os.chown(path, uid, uid)
+    binds = []
+    for name, text in (("passwd", passwd), ("group", group), ("shadow", shadow)):
+        copy = os.path.join(etc, name)
+        with open(copy, "w") as f:
+            f.write(text)
+        st = os.stat("/etc/" + name)
+        os.chmod(copy, st.st_mode & 0o7777)
+        os.chown(copy, st.st_uid, st.st_gid)
+        binds.append((copy, "/etc/" + name))
+    sudoers_d = os.path.join(env.dir, "sudoers.d")
+    os.makedirs(sudoers_d, mode=0o755)
+    rule = os.path.join(sudoers_d, "irp-e2e")
+    with open(rule, "w") as f:
+        # no syslog: nothing of the test reaches the host's logs either
+        f.write("# irp e2e test: seen only inside the test's mount namespace\nDefaults !syslog\n%s\n" % sudoers)
+    os.chmod(rule, 0o440)
+    q = subprocess.run(["visudo", "-c", "-f", rule], capture_output=True, text=True, timeout=30)
+    check(q.returncode == 0, "visudo accepts the test's sudoers file", q)
+    binds.append((sudoers_d, "/etc/sudoers.d"))
+    return binds
+
+
+@contextlib.contextmanager
+def host_untouched():
+    """Fails the test when the host's accounts, sudoers, /run/sudo, /run/sshd
+    or mount points changed across the block."""
+    before = host_snapshot()
+    try:
+        yield
+    finally:
+        after = host_snapshot()
+        changed = [k for k in before if before[k] != after[k]]
+        check(not changed, "the host is unchanged: %s changed" % changed)
+        for name in (OPS, NORULE):
+            q = subprocess.run(["getent", "passwd", name], capture_output=True, timeout=30)
+            check(q.returncode != 0, "no user %s on the host" % name)
+
+
+SUDO_PB = """local blockip = require "blockip"
+local evidence = require "evidence"
+""" + SSH_OPTS_LUA + """
+return playbook { id = "%(id)s", title = "T", inputs = { """ + SSH_INPUTS + """, text = {}, blob = {} },
+  steps = {
+%(steps)s
+  } }
+"""
+
+SUDO_STEPS = """    blockip.firewall { id = "block", host = "irp-ops@127.0.0.1", addr = "203.0.113.7", method = "nftables",
+                       sudo = true, ssh_options = ssh },
+    evidence.files { id = "text", host = "irp-ops@127.0.0.1", files = { "{{text}}" }, sudo = true,
+                     ssh_options = ssh },
+    evidence.files { id = "b64", host = "irp-ops@127.0.0.1", files = { "{{blob}}" }, encoding = "base64",
+                     sudo = true, ssh_options = ssh },
+    evidence.commands { id = "cmds", host = "irp-ops@127.0.0.1", sudo = true, ssh_options = ssh, commands = {
+      { name = "id.txt", argv = { "id", "-u" } },
+      { name = "copy.txt", argv = { "cat", "{{text}}" } },
+      { name = "both.txt", argv = { "sh", "-c", "echo out; echo err >&2" } },
+    } },
+    evidence.commands { id = "plain", host = "irp-ops@127.0.0.1", ssh_options = ssh, commands = {
+      { name = "whoami.txt", argv = { "id", "-un" } },
+    } },"""
+
+# irp-ops without sudo = true: the root-only file cannot be read
+NOSUDO_STEPS = """    evidence.files { id = "nosudo", host = "irp-ops@127.0.0.1", files = { "{{text}}" }, ssh_options = ssh },"""
+
+# irp-nosudo has no sudoers rule: sudo -n refuses at once instead of prompting
+NORULE_STEPS = """    blockip.firewall { id = "refused-block", host = "irp-nosudo@127.0.0.1", addr = "198.51.100.9",
+                       method = "nftables", sudo = true, ssh_options = ssh, on_failure = "continue" },
+    evidence.files { id = "refused", host = "irp-nosudo@127.0.0.1", files = { "{{text}}" }, sudo = true,
+                     ssh_options = ssh },"""
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def execs_of(env, run, step=None):
+    return [r for r in env.journal(run) if r["type"] == "step.exec" and (step is None or r["step"] == step)]
+
+
+def custody(env, run, step):
+    """The evidence plugin's custody records (step.log) of a step."""
+    return [r["data"] for r in env.journal(run) if r["type"] == "step.log" and r["step"] == step
+            and r["data"]["msg"].startswith("evidence: ")]
+
+
+def succeeded_in(env, run, step):
+    return env.record("step.succeeded", step, run=run)["data"]["result"]
+
+
+def test_ssh_sudo_live_blockip_and_evidence_as_a_non_root_user(env):
+    """blockip.firewall and evidence.files / evidence.commands with sudo =
+    true over ssh, for real, logged in as a non-root user (irp-ops) who may
+    sudo without a password: a throwaway sshd in fresh network and mount
+    namespaces, where (only) copies of /etc/passwd, /etc/shadow and
+    /etc/group adding the user and a sudoers.d with the rule are mounted.
+    The files collected are root's, mode 0600; without sudo = true the same
+    read fails (permission denied), and a second user without a sudoers rule
+    gets a clear refusal from sudo -n, not a prompt. The host's files are
+    checked to be unchanged. Skipped (passes) without sshd, sudo, nft or the
+    namespaces."""
+    clean(env)
+    why = ssh_live_missing(mount_ns=True) or sudo_missing() or (not shutil.which("nft") and "no nft") or None
+    if why:
+        print("       (skipped: %s)" % why)
+        return
+    with host_untouched():
+        live = SshLive(env, ".ssh/authorized_keys", root_login=False)
+        binds = private_etc(env, live.pubkey, [OPS, NORULE], SUDOERS_RULE)
+        ev = os.path.join(env.dir, "evidence")
+        os.makedirs(ev, mode=0o755)
+        # quoting through ssh, the remote shell and sudo; a backslash (sha256sum -- FILE would escape it)
+        text = os.path.join(ev, "auth log's\\copy.txt")
+        with open(text, "w") as f:
+            f.write("Nov 25 03:12:01 web-07 sshd[812]: Accepted publickey for deploy from 203.0.113.7\n")
+        blob = os.path.join(ev, "blob.bin")
+        with open(blob, "wb") as f:
+            f.write(bytes(range(256)) * 8)
+        for path in (text, blob):
+            os.chmod(path, 0o600)
+        args = ["-v", "text=" + text, "-v", "blob=" + blob]
+        nft = [["nft", "list", "ruleset"]]
+        phases = []
+        for run, steps in (("ops", SUDO_STEPS), ("nosudo", NOSUDO_STEPS), ("norule", NORULE_STEPS)):
+            pb = env.write(run + ".lua", SUDO_PB % {"id": "sudo-" + run, "steps": steps})
+            phases.append(live.phase(run, pb, args, show=nft))
+        port, ph, log = live.run(phases, private=binds)
+
+    # irp-ops with sudo: everything worked, every command through ssh and sudo -n
+    x = ph["ops"]
+    check(x["code"] == 0, "irp run ops succeeds: %s\n%s\n%s\n%s" % (x["out"], x["err"], x["shown"], log))
+    check("step.failed" not in env.events(run="ops"), "no step failed")
+    prefix = live.ssh_prefix(port)
+    for r in execs_of(env, "ops"):
+        e = r["data"]
+        remote = " irp-ops@127.0.0.1 -- " + ("id -un" if r["step"] == "plain" else "sudo -n ")
+        check(e["command"].startswith(prefix) and remote in e["command"] and e["simulated"] is False
+              and e["code"] == 0, "the journal records the ssh command (%s): %r" % (remote, e))
+    check(len(execs_of(env, "ops")) == 7, "one command per block, file and evidence command")
+    check("table inet irp_block" in x["shown"] and "203.0.113.7" in x["shown"],
+          "nft shows the block made through sudo", x["shown"])
+    check("sudo -n sh -c 'nft -f - && nft get element inet irp_block v4 \"{ $1 }\"' irp-block 203.0.113.7"
+          in execs_of(env, "ops", "block")[0]["data"]["command"], "blockip ran nft under sudo -n")
+
+    want = sha(open(text, "rb").read())
+    item = succeeded_in(env, "ops", "text")["items"][0]
+    check(item["source_sha256"] == want and item["sha256"] == want and item["name"] == "auth_log_s_copy.txt",
+          "the root-only text file was read verbatim through sudo: %r" % item)
+    check(sha(open(item["path"], "rb").read()) == want, "artifact file hash")
+    log_text = custody(env, "ops", "text")
+    check(len(log_text) == 1, "one custody record: %r" % log_text)
+    c = log_text[0]
+    f = c["fields"]
+    check(c["msg"] == "evidence: " + text and f["source"] == "irp-ops@127.0.0.1" and f["file"] == text
+          and f["source_sha256"] == want and f["sha256"] == want and f["encoding"] == "text" and f["run"] == "ops"
+          and f["step"] == "text" and f["collected_at"] and f["argv"][0] == "ssh"
+          and f["argv"][-3:] == ["irp-ops@127.0.0.1", "--", f["argv"][-1]]
+          and f["argv"][-1].startswith("sudo -n sh -c ") and f["argv"][-1].endswith(
+              " irp-evidence '%s'" % text.replace("'", "'\\''")), "the custody record: %r" % c)
+
+    b = succeeded_in(env, "ops", "b64")["items"][0]
+    import base64
+    data = open(blob, "rb").read()
+    check(base64.b64decode(open(b["path"], "rb").read()) == data and b["source_sha256"] == sha(data)
+          and b["name"] == "blob.bin.b64" and b["sha256"] == sha(open(b["path"], "rb").read()),
+          "base64 round trip of the root-only binary file: %r" % b)
+    c = custody(env, "ops", "b64")
+    check(len(c) == 1 and c[0]["fields"]["encoding"] == "base64" and c[0]["fields"]["source_sha256"] == sha(data)
+          and c[0]["fields"]["argv"][-1].startswith("sudo -n sh -c "), "the base64 custody record: %r" % c)
+
+    items = {i["name"]: i for i in succeeded_in(env, "ops", "cmds")["items"]}
+    content = {n: open(i["path"], "rb").read() for n, i in items.items()}
+    check(content == {"id.txt": b"0\n", "copy.txt": open(text, "rb").read(), "both.txt": b"out\n"},
+          "the commands ran as root: %r" % content)
+    check(all(items[n]["sha256"] == sha(content[n]) for n in items), "command artifact hashes")
+    check(items["both.txt"]["stderr_sha256"] == sha(b"err\n"), "stderr stored: %r" % items["both.txt"])
+    c = {r["msg"]: r["fields"] for r in custody(env, "ops", "cmds")}
+    check(sorted(c) == ["evidence: both.txt", "evidence: copy.txt", "evidence: id.txt"]
+          and c["evidence: id.txt"]["argv"][-1] == "sudo -n id -u" and c["evidence: id.txt"]["code"] == 0
+          and c["evidence: id.txt"]["sha256"] == sha(b"0\n"), "the command custody records: %r" % c)
+    plain = succeeded_in(env, "ops", "plain")["items"][0]
+    check(open(plain["path"], "rb").read() == OPS.encode() + b"\n", "without sudo the commands run as irp-ops")
+
+    # irp-ops without sudo = true: the file is root's
+    x = ph["nosudo"]
+    reason = env.record("step.failed", "nosudo", run="nosudo")["data"]["reason"]
+    check(x["code"] == 1 and "Permission denied" in reason and text in reason,
+          "without sudo the root-only file is not readable: %s" % reason, x)
+    c = custody(env, "nosudo", "nosudo")
+    check(len(c) == 1 and c[0]["msg"] == "evidence: %s NOT collected" % text and c[0]["fields"]["code"] != 0,
+          "custody records the failure: %r" % c)
+
+    # irp-nosudo: no sudoers rule; sudo -n refuses at once, nothing is blocked
+    x = ph["norule"]
+    check(x["code"] == 1 and x["elapsed"] < 20 * live.slack, "the run ends promptly with a failure: %.1fs" %
+          x["elapsed"], x)
+    for step in ("refused-block", "refused"):
+        reason = env.record("step.failed", step, run="norule")["data"]["reason"]
+        check("sudo: a password is required" in reason, "%s: sudo -n refused clearly: %s" % (step, reason))
+        e = execs_of(env, "norule", step)
+        check(len(e) == 1 and " irp-nosudo@127.0.0.1 -- sudo -n sh -c " in e[0]["data"]["command"]
+              and e[0]["data"]["code"] == 1, "%s: the ssh command: %r" % (step, e))
+    check("198.51.100.9" not in x["shown"] and "203.0.113.7" in x["shown"], "nothing was blocked", x["shown"])
+
+    # one sshd session per command, each for the user the playbook names
+    nops = len(execs_of(env, "ops")) + len(execs_of(env, "nosudo"))
+    check(log.count("Accepted publickey for irp-ops from 127.0.0.1") == nops and
+          log.count("Accepted publickey for irp-nosudo from 127.0.0.1") == len(execs_of(env, "norule")) and
+          "for root" not in log, "sshd accepted one session per command: %s" % log)
+
+
+def test_ssh_sudo_live_postgres_run_as_postgres(env):
+    """postgres.basebackup (with start) and postgres.promote over ssh as the
+    non-root irp-ops, run_as = "postgres" (sudo -n -u postgres pg_ctl ...),
+    for real: a primary and a standby on unix sockets in a temporary
+    directory, the sshd in fresh network and mount namespaces (as in the
+    test above). Skipped (passes) without the PostgreSQL server binaries,
+    sshd, sudo or the namespaces."""
+    clean(env)
+    why = ssh_live_missing(mount_ns=True) or sudo_missing()
+    b = pg_bin()
+    if why or not b:
+        print("       (skipped: %s)" % (why or "no PostgreSQL server binaries, or not root"))
+        return
+    with host_untouched(), pg_primary_and_standby(b) as (d, u):
+        live = SshLive(env, ".ssh/authorized_keys", root_login=False)
+        binds = private_etc(env, live.pubkey, [OPS], SUDOERS_RULE)
+        more = ',\n                          host = "irp-ops@127.0.0.1", run_as = "postgres", ssh_options = ssh'
+        pb = env.write("pg.lua", PG_PB % {"prelude": SSH_OPTS_LUA, "inputs": SSH_INPUTS, "bin": b, "more": more})
+        port, ph, log = live.run([live.phase("pg", pb, ["-v", "dir=" + d])], private=binds)
+        x = ph["pg"]
+        check(x["code"] == 0, "irp run pg succeeds: %s\n%s\n%s" % (x["out"], x["err"], log))
+        check_pg_restored_and_promoted(env, d, u, b, run="pg")
+        cmds = [r["data"]["command"] for r in execs_of(env, "pg")]
+        remote = [c.split(" irp-ops@127.0.0.1 -- ", 1)[1] for c in cmds if c.startswith(live.ssh_prefix(port))
+                  and " irp-ops@127.0.0.1 -- " in c]
+        check(len(remote) == len(cmds) == 5, "every command went over ssh as irp-ops: %r" % cmds)
+        s = "sudo -n -u postgres %s/" % b
+        want = [s + "pg_basebackup -d 'host=%s port=55432 user=postgres' -D %s/restored -X stream -c fast "
+                "--no-password -R" % (d, d),
+                s + "pg_ctl start -D %s/restored -w -t 120 -l %s/restored/irp-start.log -o '-p 55434'" % (d, d),
+                s + "pg_ctl status -D %s/restored" % d,
+                s + "pg_ctl promote -D %s/standby -w -t 60" % d,
+                s + "psql -X -A -t -d 'host=%s port=55433 user=postgres' -c 'SELECT pg_is_in_recovery()'" % d]
+        check(remote == want, "the remote commands: %r" % remote)
+        check(all(r["data"]["code"] == 0 and r["data"]["simulated"] is False for r in execs_of(env, "pg")),
+              "every command exited 0")
+        check(log.count("Accepted publickey for irp-ops from 127.0.0.1") == 5, "one session per command: %s" % log)
