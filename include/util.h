@@ -45,6 +45,10 @@ void ut_hex(const unsigned char *in, size_t n, char *out);
 
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int ut_utf8_valid(const char *s, size_t len);
+/* Where to cut s[0..len) to keep at most max bytes without splitting a
+ * UTF-8 character: len when it fits, else the start of the character at
+ * max (a cut inside one leaves invalid UTF-8, which JSON refuses). */
+size_t ut_utf8_cut(const char *s, size_t len, size_t max);
 /* A malloc'd, NUL-terminated copy with every invalid byte replaced by U+FFFD.
  * *out_len (may be NULL) receives the length. */
 char *ut_utf8_sanitize(const char *s, size_t len, size_t *out_len);

@@ -52,13 +52,7 @@ static json_t *excerpt(json_t *stream)
 {
     const char *text = json_is_string(stream) ? json_string_value(stream) : "";
     size_t len = json_is_string(stream) ? json_string_length(stream) : 0;
-    size_t n = len;
-    if (n > JOURNAL_OUTPUT_EXCERPT) {
-        n = JOURNAL_OUTPUT_EXCERPT;
-        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
-    }
-    return json_stringn_nocheck(text, n);
+    return json_stringn_nocheck(text, ut_utf8_cut(text, len, JOURNAL_OUTPUT_EXCERPT));
 }
 
 static void journal_exec(fx_call *c, json_t *argv, json_t *reply, int simulated)

@@ -75,20 +75,6 @@ static void dsl_object(lua_State *L, const void *mt_key, int spec_idx, const cha
     lua_setmetatable(L, -2);
 }
 
-static const char *type_phrase(lua_State *L, int idx)
-{
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL: return "nil";
-    case LUA_TNUMBER: return "a number";
-    case LUA_TBOOLEAN: return "a boolean";
-    case LUA_TSTRING: return "a string";
-    case LUA_TTABLE: return "a table";
-    case LUA_TFUNCTION: return "a function";
-    case LUA_TTHREAD: return "a coroutine";
-    default: return "a userdata";
-    }
-}
-
 /* step "id" { fields }: the second half. Upvalues: id, file, line.
  * [-1, +1, m] */
 static int dsl_step_def(lua_State *L)
@@ -100,7 +86,7 @@ static int dsl_step_def(lua_State *L)
         char msg[256];
         snprintf(msg, sizeof msg,
                  "step \"%.64s\" must be followed by a table of fields (step \"%.64s\" { ... }), not %s",
-                 id, id, type_phrase(L, 1));
+                 id, id, pb_type_phrase(L, 1));
         dsl_problem(L, file, line, msg);
     }
     dsl_object(L, &pb_key_step_mt, 1, file, line);
@@ -120,7 +106,7 @@ static int dsl_step(lua_State *L)
         if (lua_istable(L, 1))
             snprintf(msg, sizeof msg, "a step needs an id: write step \"id\" { ... }");
         else
-            snprintf(msg, sizeof msg, "a step id must be a string, not %s", type_phrase(L, 1));
+            snprintf(msg, sizeof msg, "a step id must be a string, not %s", pb_type_phrase(L, 1));
         dsl_problem(L, file, line, msg);
         lua_pushliteral(L, "?");
     } else {
@@ -141,7 +127,7 @@ static int dsl_playbook(lua_State *L)
     if (!lua_istable(L, 1)) {
         char msg[200];
         snprintf(msg, sizeof msg, "playbook must be called with a table (playbook { ... }), not %s",
-                 type_phrase(L, 1));
+                 pb_type_phrase(L, 1));
         dsl_problem(L, file, line, msg);
     }
     dsl_object(L, &pb_key_playbook_mt, 1, file, line);
@@ -158,7 +144,7 @@ static int dsl_attach(lua_State *L)
     if (!lua_istable(L, 1)) {
         char msg[200];
         snprintf(msg, sizeof msg, "attach must be called with a table (attach { ... }), not %s",
-                 type_phrase(L, 1));
+                 pb_type_phrase(L, 1));
         dsl_problem(L, file, line, msg);
     }
     dsl_object(L, &pb_key_attach_mt, 1, file, line);

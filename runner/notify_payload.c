@@ -54,9 +54,7 @@ char *nt_truncate_utf8(const char *text, size_t max)
     size_t n = strlen(text);
     if (n <= max)
         return ut_xstrdup(text);
-    size_t cut = max >= 3 ? max - 3 : 0;
-    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-        cut--; /* back to the start of a sequence */
+    size_t cut = ut_utf8_cut(text, n, max >= 3 ? max - 3 : 0);
     char *out = ut_xmalloc(cut + 4);
     memcpy(out, text, cut);
     memcpy(out + cut, max >= 3 ? "..." : "", max >= 3 ? 4 : 1);

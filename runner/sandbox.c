@@ -394,11 +394,7 @@ char *sb_bounded_text(const char *s, size_t len, size_t max, int *truncated)
 {
     int cut = 0;
     if (len > max) {
-        size_t n = max;
-        /* back up to the start of a UTF-8 character */
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-        len = n;
+        len = ut_utf8_cut(s, len, max);
         cut = 1;
     }
     if (truncated)

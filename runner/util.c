@@ -147,6 +147,16 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return need;
 }
 
+size_t ut_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 int ut_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

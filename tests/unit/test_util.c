@@ -345,6 +345,24 @@ static void test_utf8_valid_rejects(void **state)
     expect_utf8("\xF0\x9F\x98\x28", 4, 0, "bad fourth byte");
 }
 
+static void test_utf8_cut(void **state)
+{
+    (void)state;
+    const char *s = "ab\xc3\xa9\xe2\x82\xac"; /* a b é € : 2 + 2 + 3 bytes */
+    assert_int_equal(ut_utf8_cut(s, 7, 7), 7);  /* fits */
+    assert_int_equal(ut_utf8_cut(s, 7, 100), 7);
+    assert_int_equal(ut_utf8_cut(s, 7, 4), 4);  /* after é */
+    assert_int_equal(ut_utf8_cut(s, 7, 3), 2);  /* inside é: before it */
+    assert_int_equal(ut_utf8_cut(s, 7, 6), 4);  /* inside €: before it */
+    assert_int_equal(ut_utf8_cut(s, 7, 5), 4);
+    assert_int_equal(ut_utf8_cut(s, 7, 0), 0);
+    /* every cut of a valid string leaves valid UTF-8 */
+    for (size_t max = 0; max <= 7; max++)
+        assert_true(ut_utf8_valid(s, ut_utf8_cut(s, 7, max)));
+    /* invalid input (all continuation bytes) cuts to 0, never past max */
+    assert_int_equal(ut_utf8_cut("\x80\x80\x80", 3, 2), 0);
+}
+
 static void test_utf8_sanitize(void **state)
 {
     (void)state;
@@ -686,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_utf8_valid_accepts),
         cmocka_unit_test(test_utf8_valid_rejects),
+        cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_utf8_sanitize_property),
         cmocka_unit_test(test_term_safe),
