@@ -328,7 +328,10 @@ def test_drill_pause_stops_the_clock_until_resume(env):
     types = [x["type"] for x in recs]
     check(types.count("drill.paused") == 3 and types.count("drill.resumed") == 3, "three pauses journaled", types)
     first = [x for x in recs if x["type"] == "drill.resumed"][0]["data"]
-    check(first["paused_ms"] >= 1900 and first["how"] == "resume", "the first pause lasted 2 s", first)
+    # 2 s from the line "pause" written to "resume": the pause starts when irp
+    # reads the line, later than it was written on a loaded machine (1893 ms
+    # was seen under ASan); a clock that never paused would show none.
+    check(first["paused_ms"] >= 1500 and first["how"] == "resume", "the first pause lasted about 2 s", first)
     check(any(x["type"] == "operator.note" and x["data"].get("note") == "facilitator explains the playbook"
               for x in recs), "a note taken while paused")
     tiers = [x["data"]["tier"] for x in recs if x["type"] == "escalation.triggered"]
@@ -338,7 +341,7 @@ def test_drill_pause_stops_the_clock_until_resume(env):
     check(ask[0]["data"]["answer"] == "web-07" and ask[1]["data"]["answer"] == "nothing",
           "ctx.ask answered after the pauses", ask)
     card = env.record("drill.scorecard")["data"]
-    check(card["total_sim_ms"] < 120000 and card["paused_ms"] >= 1900, "paused time is not drill time", card)
+    check(card["total_sim_ms"] < 120000 and card["paused_ms"] >= 1500, "paused time is not drill time", card)
     check("paused by the facilitator for" in r.out, "the scorecard shows the pause", r)
 
 
