@@ -10,7 +10,8 @@
 --       --candidate candidate --force, then patronictl list every 2 s until
 --       candidate is the running Leader on a timeline above the one before
 --       (promotion finished; at most wait_s seconds).
---       Result: cluster, leader, previous (the old leader), timeline, failed_over.
+--       Result: cluster, leader, previous (the old leader, or "none" when no
+--       member led), timeline, failed_over.
 --   postgres.basebackup { id=, source=, pgdata=, host=, run_as="postgres", bin_dir=,
 --                         standby = true, start = false, port=, log= }
 --       pg_basebackup -d source -D pgdata -X stream -c fast [-R]; with start,
@@ -134,7 +135,8 @@ function M.patroni_failover(opts)
     end
     kit.exec(ctx, o, { bin(o, "patronictl"), "-c", conf, "failover", cluster, "--candidate", cand, "--force" },
              { timeout = "3m" })
-    local previous = old and old.Member ~= cand and old.Member or nil
+    -- "none": no member led (its PostgreSQL is lost, its leader key gone)
+    local previous = old and old.Member or "none"
     -- The timeline before: a promotion ends by starting a new one.
     local tl_before = math.max(tonumber(old and old.TL) or 0, tonumber(c and c.TL) or 0)
     -- The candidate holds the leader key in the DCS before its PostgreSQL

@@ -224,8 +224,10 @@ def test_postgres_live_patroni_failover(env):
     (each with its PostgreSQL) on 127.0.0.1, started by the test; irp fails
     over to the replica, waits until it leads, records the old leader and the
     new timeline; a row written before is read on the new leader; a second
-    run finds the candidate leading and does not fail over again; a candidate
-    that is not a member fails the step by name. Skipped (passes) without
+    run finds the candidate leading and does not fail over again; with the
+    cluster in maintenance mode and the leader's PostgreSQL lost, irp fails
+    over back to the other member; a candidate that is not a member fails
+    the step by name. Skipped (passes) without
     PostgreSQL server binaries, patroni or etcd."""
     clean(env)
     b = pg_bin()
@@ -302,11 +304,30 @@ return playbook { id = "t", title = "T", inputs = { conf = { required = true }, 
         check(not any("failover" in x["data"]["command"] for x in env.journal("r2") if x["type"] == "step.exec"),
               "no patronictl failover was run")
 
-        r = env.irp("run", pb, "--yes", "--state-dir", env.state, "--run-id", "r3", "-v", "conf=" + conf["pg-2"],
+        # The disaster this step is for: the leader's PostgreSQL is lost while
+        # the cluster is in maintenance mode, so Patroni does not fail over by
+        # itself (db-failover.lua's case). irp fails over to the replica.
+        subprocess.run(["patronictl", "-c", conf["pg-1"], "pause", "irp-e2e", "--wait"], check=True,
+                       capture_output=True, timeout=60)
+        subprocess.run(["runuser", "-u", "postgres", "--", b + "/pg_ctl", "stop", "-D", d + "/pg-2", "-m",
+                        "immediate"], check=True, capture_output=True, timeout=60)
+        wait_for("pg-2 is seen stopped", lambda: patroni_list(conf["pg-1"]).get("pg-2", {}).get("State")
+                 not in ("running", "streaming"), 30)
+        r = env.irp("run", pb, "--yes", "--state-dir", env.state, "--run-id", "lost", "-v", "conf=" + conf["pg-1"],
+                    "-v", "to=pg-1", timeout=240)
+        check(r.code == 0, "the failover from a lost leader succeeds", r)
+        res = env.record("step.succeeded", "failover", run="lost")["data"]["result"]
+        check(res["leader"] == "pg-1" and res["previous"] == "none" and res["failed_over"] is True
+              and res["timeline"] >= 3, "pg-1 leads on a new timeline (no member led before): %r" % res)
+        check(sql("pg-1", "select pg_is_in_recovery()") == "f", "pg-1 is a primary")
+        check(sql("pg-1", "insert into orders values (44) returning id") == "44", "and takes writes")
+        check(sql("pg-1", "select count(*) from orders") == "3", "with every row written before")
+
+        r = env.irp("run", pb, "--yes", "--state-dir", env.state, "--run-id", "r3", "-v", "conf=" + conf["pg-1"],
                     "-v", "to=pg-9", timeout=120)
         check(r.code == 1, "a candidate that is not a member fails the run", r)
         reason = env.record("step.failed", "failover", run="r3")["data"]["reason"]
-        check("pg-9 is not a member of irp-e2e" in reason and "pg-2 Leader/running" in reason,
+        check("pg-9 is not a member of irp-e2e" in reason and "pg-1 Leader/running" in reason,
               "the reason names the candidate and the members: %r" % reason)
     finally:
         for p in reversed(procs):  # Patroni members stop their PostgreSQL, then etcd
