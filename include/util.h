@@ -95,6 +95,11 @@ void ut_buf_free(ut_buf *b);
  * reading; NULL and *why (static text) when it cannot be opened or is not a
  * regular file. A FIFO would block the read forever, a device never end. */
 FILE *ut_open_regular(const char *path, const char **why);
+/* The whole of a regular file of at most max bytes, malloc'd and
+ * NUL-terminated (*len without the NUL). NULL and *why (static text) when it
+ * cannot be opened or read or is not a regular file; NULL with *too_big set
+ * (and *why "larger than the limit") when it has more than max bytes. */
+char *ut_read_regular(const char *path, size_t max, size_t *len, const char **why, int *too_big);
 /* write() until done, retrying on EINTR; 0 or -1 with errno. */
 int ut_write_all(int fd, const void *data, size_t n);
 /* A new private directory $TMPDIR/NAME-XXXXXX (else /tmp), malloc'd, or

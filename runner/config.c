@@ -396,28 +396,16 @@ cf_config *cf_load_text(const char *text, size_t len, const char *chunkname, cha
 cf_config *cf_load_file(const char *path, char *err, size_t err_size)
 {
     const char *why;
-    FILE *f = ut_open_regular(path, &why);
-    if (!f) {
-        snprintf(err, err_size, "%s: cannot read the configuration: %s", path, why);
+    int too_big;
+    size_t len;
+    char *text = ut_read_regular(path, CF_FILE_MAX, &len, &why, &too_big);
+    if (!text) {
+        snprintf(err, err_size, too_big ? "%s: larger than 1 MiB: not a configuration"
+                                        : "%s: cannot read the configuration: %s", path, why);
         return NULL;
     }
-    ut_buf b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        ut_buf_append(&b, chunk, n);
-        if (b.len > CF_FILE_MAX)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || b.len > CF_FILE_MAX) {
-        snprintf(err, err_size, "%s: %s", path, bad ? "read error" : "larger than 1 MiB: not a configuration");
-        ut_buf_free(&b);
-        return NULL;
-    }
-    cf_config *c = cf_load_text(b.data ? b.data : "", b.len, path, err, err_size);
-    ut_buf_free(&b);
+    cf_config *c = cf_load_text(text, len, path, err, err_size);
+    free(text);
     return c;
 }
 

@@ -127,34 +127,11 @@ static void failure_problem(lua_State *L, json_t *problems, const sb_failure *f,
 static char *read_file(const char *path, size_t *len, char **err)
 {
     const char *why;
-    FILE *fp = ut_open_regular(path, &why);
-    if (!fp) {
-        *err = ut_xasprintf("cannot read: %s", why);
-        return NULL;
-    }
-    ut_buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        ut_buf_append(&b, chunk, n);
-        if (b.len > PB_MAX_FILE) {
-            fclose(fp);
-            ut_buf_free(&b);
-            *err = ut_xasprintf("larger than %zu MiB", PB_MAX_FILE >> 20);
-            return NULL;
-        }
-    }
-    int bad = ferror(fp);
-    int saved = errno;
-    fclose(fp);
-    if (bad) {
-        ut_buf_free(&b);
-        *err = ut_xasprintf("cannot read: %s", strerror(saved));
-        return NULL;
-    }
-    ut_buf_append(&b, "", 0);
-    *len = b.len;
-    return b.data;
+    int too_big;
+    char *text = ut_read_regular(path, PB_MAX_FILE, len, &why, &too_big);
+    if (!text)
+        *err = too_big ? ut_xasprintf("larger than %zu MiB", PB_MAX_FILE >> 20) : ut_xasprintf("cannot read: %s", why);
+    return text;
 }
 
 /* Loads and runs one chunk (kind: "playbook" or "attach file"); leaves its

@@ -127,35 +127,36 @@ static int search(lua_State *L, const char *name)
     return 0;
 }
 
+/* lua_pushlstring of (light userdata, length). [-2, +1, m] */
+static int push_text(lua_State *L)
+{
+    lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+    return 1;
+}
+
 /* Reads path into a Lua string. [-0, +1, e] */
 static void push_file(lua_State *L, const char *path)
 {
     const char *why;
-    FILE *fp = ut_open_regular(path, &why);
-    if (!fp) {
-        luaL_error(L, "require: cannot open plugin %s: %s", path, why);
-        return;
-    }
-    ut_buf b = {0};
-    char chunk[8192];
-    size_t got;
-    int big = 0;
-    while (!big && (got = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        ut_buf_append(&b, chunk, got);
-        big = b.len > SB_PLUGIN_MAX_FILE;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (big || bad) {
-        ut_buf_free(&b);
-        if (big)
+    int too_big;
+    size_t len;
+    char *text = ut_read_regular(path, SB_PLUGIN_MAX_FILE, &len, &why, &too_big);
+    if (!text) {
+        if (too_big)
             luaL_error(L, "require: plugin %s is larger than %d MiB", path, (int)(SB_PLUGIN_MAX_FILE >> 20));
-        luaL_error(L, "require: cannot read plugin %s", path);
+        luaL_error(L, "require: cannot read plugin %s: %s", path, why);
         return;
     }
-    /* copy to the Lua heap (counted by the cap), then free the C copy */
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    ut_buf_free(&b);
+    /* Copy to the Lua heap (counted by the cap), then free the C copy. The
+     * copy runs under a pcall: at the memory cap lua_pushlstring raises, and
+     * the C copy must be freed before the error goes on. */
+    lua_pushcfunction(L, push_text);
+    lua_pushlightuserdata(L, text);
+    lua_pushinteger(L, (lua_Integer)len);
+    int rc = lua_pcall(L, 2, 1, 0);
+    free(text);
+    if (rc != LUA_OK)
+        lua_error(L);
 }
 
 /* require(name) -> the module. Upvalue 1: the list of directories.

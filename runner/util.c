@@ -393,6 +393,30 @@ FILE *ut_open_regular(const char *path, const char **why)
     return f;
 }
 
+char *ut_read_regular(const char *path, size_t max, size_t *len, const char **why, int *too_big)
+{
+    *too_big = 0;
+    FILE *f = ut_open_regular(path, why);
+    if (!f)
+        return NULL;
+    ut_buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while (b.len <= max && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ut_buf_append(&b, chunk, n);
+    int bad = ferror(f), saved = errno;
+    fclose(f);
+    if (bad || b.len > max) {
+        ut_buf_free(&b);
+        *too_big = !bad;
+        *why = bad ? strerror(saved) : "larger than the limit";
+        return NULL;
+    }
+    ut_buf_append(&b, "", 0);
+    *len = b.len;
+    return b.data;
+}
+
 int ut_write_all(int fd, const void *data, size_t n)
 {
     const char *p = data;

@@ -437,6 +437,36 @@ def fifo_inputs_refused(env, fifo):
     check(not os.path.exists(env.journal_path()), "nothing ran")
 
 
+def test_oversized_input_files_are_refused(env):
+    # Every file irp reads has a size limit: playbook 16 MiB, plugin 4 MiB,
+    # configuration and scenario 1 MiB (a comment line keeps each valid Lua).
+    def big(name, mib, body):
+        path = os.path.join(env.dir, name)
+        with open(path, "w") as f:
+            f.write(body)
+            f.write("-- " + "x" * (mib << 20) + "\n")
+        return path
+    pb = env.playbook('step "a" { run = function(ctx) return 1 end },')
+    huge_pb = big("huge.lua", 16, "return playbook { id = 't', title = 'T', steps = {} }\n")
+    r = env.irp("check", huge_pb)
+    check(r.code == 65 and "huge.lua" in r.err and "larger than 16 MiB" in r.err, "playbook over 16 MiB", r)
+    os.makedirs(os.path.join(env.dir, "plugs"))
+    big("plugs/fat.lua", 4, "return {}\n")
+    user = env.write("user.lua", 'local fat = require "fat"\n'
+                     'return playbook { id = "t", title = "T", steps = { step "a" { run = function() end } } }\n')
+    r = env.irp("check", user, "--plugins", os.path.join(env.dir, "plugs"))
+    check(r.code == 65 and "fat.lua is larger than 4 MiB" in r.err, "plugin over 4 MiB", r)
+    conf = big("conf.lua", 1, "notifiers = {}\n")
+    r = env.irp("run", pb, "--config", conf, "--state-dir", env.state)
+    check(r.code == 65 and "conf.lua: larger than 1 MiB: not a configuration" in r.err, "configuration over 1 MiB", r)
+    scn = big("scn.lua", 1, "return scenario { }\n")
+    r = env.irp("drill", pb, "--scenario", scn, "--state-dir", env.state)
+    check(r.code == 65 and "scn.lua: larger than 1 MiB: not a scenario" in r.err, "scenario over 1 MiB", r)
+    check(not os.path.exists(env.journal_path()), "nothing ran")
+    for name in ("huge.lua", "plugs/fat.lua", "conf.lua", "scn.lua"):
+        os.unlink(os.path.join(env.dir, name))  # 22 MiB the canary sweep need not read
+
+
 def test_messages_for_values_out_of_range(env):
     pb = env.playbook('''
         step "nil" { on_failure = "continue", run = function(ctx) error(nil) end },
