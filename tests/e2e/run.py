@@ -15,5 +15,6 @@ import test_loader  # noqa: E402
 import test_notify  # noqa: E402
 import test_plugins  # noqa: E402
 import test_record  # noqa: E402
+import test_report  # noqa: E402
 
-sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse, test_http, test_notify, test_record, test_drill, test_plugins]))
+sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse, test_http, test_notify, test_record, test_report, test_drill, test_plugins]))
