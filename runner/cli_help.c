@@ -164,7 +164,8 @@ static const char *const report_help =
     "  -o FILE                 write FILE (replaced, atomically) instead of stdout\n"
     "\n"
     "A run still going is reported as it stands. A journal that fails verification\n"
-    "is reported anyway, marked BROKEN from the first bad record on.\n"
+    "is reported anyway, with a warning naming the first bad record; what the chain\n"
+    "cannot vouch for is marked unverified.\n"
     "Exit: 0 written; 65 written but the journal fails verification, or no such run\n"
     "(nothing written); 64 usage; 74 FILE could not be written.\n";
 

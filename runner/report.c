@@ -112,8 +112,8 @@ static void header(json_t *model, json_t *records, run_clock *clock)
     json_object_set_new(model, "started", json_string(pr_str(first, "ts") ? pr_str(first, "ts") : ""));
     copy_key(model, d, "operator");
     copy_key(model, d, "host");
-    json_object_set(model, "inputs", json_is_object(json_object_get(d, "inputs")) ? json_object_get(d, "inputs")
-                                                                                 : json_object());
+    json_t *inputs = json_object_get(d, "inputs");
+    json_object_set_new(model, "inputs", json_is_object(inputs) ? json_deep_copy(inputs) : json_object());
     copy_key(model, d, "yes");
     if (clock->drill) {
         copy_key(model, d, "speed");
@@ -241,8 +241,7 @@ static json_t *find_phase(json_t *phases, const char *name)
  * late, when the engine escalated the breach (escalation.triggered with
  * data.objective), or when the time is up and it is still open; else
  * "not reached". A drill's scorecard verdicts are used as they are. */
-static json_t *objectives(json_t *model, json_t *records, json_t *pb, json_t *phases, long long now,
-                          run_clock *clock)
+static json_t *objectives(json_t *model, json_t *records, json_t *pb, json_t *phases, long long now)
 {
     json_t *out = json_array();
     const char *key;
@@ -274,7 +273,6 @@ static json_t *objectives(json_t *model, json_t *records, json_t *pb, json_t *ph
         json_object_set_new(o, "reached_ms", reached >= 0 ? json_integer(reached) : json_null());
         json_array_append_new(out, o);
     }
-    (void)clock;
     return out;
 }
 
@@ -344,7 +342,7 @@ json_t *rp_build(json_t *records, json_t *integrity, long running)
     json_object_set_new(model, "phases", phases);
     json_object_set_new(model, "objectives", card && json_object_get(card, "objectives")
                                                  ? json_deep_copy(json_object_get(card, "objectives"))
-                                                 : objectives(model, records, pb, phases, now, &clock));
+                                                 : objectives(model, records, pb, phases, now));
     json_object_set_new(model, "elapsed_ms", json_integer(now));
     metrics(model, records, phases, &clock);
     json_object_set_new(model, "scorecard", card ? json_deep_copy(card) : json_null());
