@@ -91,6 +91,16 @@ static void run_status(json_t *model, json_t *records, long running)
     json_object_set_new(model, "running", json_boolean(running != 0));
     if (running > 0)
         json_object_set_new(model, "running_pid", json_integer(running));
+    /* What a failed or interrupted run stopped at: the last step that failed. */
+    if (strcmp(status, "succeeded") != 0) {
+        size_t i;
+        json_t *rec, *failed = NULL;
+        json_array_foreach(records, i, rec) if (is_type(rec, "step.failed")) failed = rec;
+        if (failed)
+            json_object_set_new(model, "failure", json_pack("{s:s?, s:s?, s:I}", "step", pr_str(failed, "step"),
+                                                            "reason", pr_str(data_of(failed), "reason"), "seq",
+                                                            (json_int_t)pr_int(failed, "seq", 0)));
+    }
     int ended = is_type(last, "run.finished") || is_type(last, "run.interrupted");
     json_object_set_new(model, "ended", ended ? json_string(pr_str(last, "ts")) : json_null());
 }

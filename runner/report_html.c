@@ -117,9 +117,9 @@ static void header(ut_buf *b, json_t *m)
         ut_buf_puts(b, "<div class=\"drill\">DRILL &mdash; a tabletop exercise, not a real incident. Every command "
                        "and notification was simulated.</div>\n");
     ut_buf_puts(b, "<table class=\"kv\">\n");
+    const char *version = str(pb, "version") && *str(pb, "version") ? str(pb, "version") : NULL;
     char *pbline = ut_xasprintf("%s (%s%s%s)", str(pb, "title") ? str(pb, "title") : "?",
-                                str(pb, "id") ? str(pb, "id") : "?", str(pb, "version") ? " " : "",
-                                str(pb, "version") ? str(pb, "version") : "");
+                                str(pb, "id") ? str(pb, "id") : "?", version ? " " : "", version ? version : "");
     kv(b, "Playbook", pbline);
     free(pbline);
     kv(b, "Playbook file", str(pb, "path") ? str(pb, "path") : str(pb, "file"));
@@ -137,11 +137,20 @@ static void header(ut_buf *b, json_t *m)
     kv(b, "Ended (UTC)", json_is_string(json_object_get(m, "ended")) ? str(m, "ended") : "still open");
     const char *status = str(m, "status") ? str(m, "status") : "?";
     char *st = json_is_true(json_object_get(m, "running"))
-                   ? ut_xasprintf("%s (running now, pid %lld)", status, pr_int(m, "running_pid", 0))
+                   ? (pr_int(m, "running_pid", 0) > 0 ? ut_xasprintf("%s (running now, pid %lld)", status,
+                                                                   pr_int(m, "running_pid", 0))
+                                                      : ut_xasprintf("%s (running now)", status))
                : !strcmp(status, "open") ? ut_xstrdup("open (stopped without ending: irp resume continues it)")
                                          : ut_xstrdup(status);
     kv(b, "Status", st);
     free(st);
+    json_t *failure = json_object_get(m, "failure");
+    if (json_is_object(failure)) {
+        char *why = ut_xasprintf("step %s: %s", str(failure, "step") ? str(failure, "step") : "?",
+                                 str(failure, "reason") ? str(failure, "reason") : "?");
+        kv(b, "Failed at", why);
+        free(why);
+    }
     if (drill)
         kv(b, "Scenario", str(m, "scenario_title") ? str(m, "scenario_title") : str(m, "scenario"));
     json_t *steps = json_object_get(m, "steps");

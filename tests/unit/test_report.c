@@ -202,6 +202,25 @@ static void test_open_live_run(void **state)
     json_decref(m);
 }
 
+static void test_failed_run_names_the_step(void **state)
+{
+    jr_journal *j = new_run("f1", "live", "Fails");
+    add(j, "step.started", "a", "tester", 0, NULL);
+    add(j, "step.failed", "a", "tester", 0, json_pack("{s:s}", "reason", "exec 'false' exited with code 1"));
+    add(j, "run.finished", NULL, "tester", 0, json_pack("{s:s}", "status", "failed"));
+    assert_int_equal(jr_close(j), 0);
+    json_t *m = load("f1", 0);
+    assert_non_null(m);
+    assert_string_equal(pr_str(m, "status"), "failed");
+    assert_string_equal(pr_str(json_object_get(m, "failure"), "step"), "a");
+    assert_int_equal(pr_int(json_object_get(m, "steps"), "failed", 0), 1);
+    assert_string_equal(pr_str(json_object_get(json_object_get(m, "metrics"), "resolve"), "status"), "failed");
+    char *md = rp_render_md(m);
+    assert_non_null(strstr(md, "| Failed at | step a: exec 'false' exited with code 1 |"));
+    free(md);
+    json_decref(m);
+}
+
 /* Replaces the first from in the journal of id by to (same length or not). */
 static void edit_journal(const char *id, const char *from, const char *to)
 {
@@ -309,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_drill_metrics_and_tables), cmocka_unit_test(test_open_live_run),
         cmocka_unit_test(test_tampered_journal),         cmocka_unit_test(test_missing_and_empty),
         cmocka_unit_test(test_renderers_escape),         cmocka_unit_test(test_parse_ts),
+        cmocka_unit_test(test_failed_run_names_the_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
