@@ -174,8 +174,10 @@ static void step_counts(json_t *model, json_t *records)
 }
 
 /* Phase times from the step records: a phase starts with the first
- * step.started or step.skipped of one of its steps and ends with the last
- * outcome of one; it is complete when every step of it has an outcome. */
+ * step.started, approval.requested (waiting for an approval is the phase's
+ * time, as the drill scorecard counts it) or step.skipped of one of its
+ * steps and ends with the last outcome of one; it is complete when every
+ * step of it has an outcome. */
 static json_t *phases_from_steps(json_t *records, json_t *pb, run_clock *clock)
 {
     json_t *order = json_object_get(pb, "phases"), *of = json_object_get(pb, "step_phases");
@@ -196,7 +198,8 @@ static json_t *phases_from_steps(json_t *records, json_t *pb, run_clock *clock)
             if (!sp || strcmp(sp, phase) != 0 || !t)
                 continue;
             long long at = time_of(rec, clock);
-            if ((!strcmp(t, "step.started") || !strcmp(t, "step.skipped")) && start < 0)
+            if ((!strcmp(t, "step.started") || !strcmp(t, "step.skipped") || !strcmp(t, "approval.requested")) &&
+                start < 0)
                 start = at;
             if (!strcmp(t, "step.succeeded") || !strcmp(t, "step.failed") || !strcmp(t, "step.skipped")) {
                 end = at;

@@ -83,10 +83,10 @@ static void write_drill(const char *id, const char *title)
     add(j, "step.started", "a", "tester", 1000, json_pack("{s:s, s:s}", "kind", "manual", "title", title));
     add(j, "manual.answered", "a", "tester", 2000, json_pack("{s:s, s:s}", "answer", "done", "via", "--yes"));
     add(j, "step.succeeded", "a", "tester", 2000, json_pack("{s:i}", "duration_ms", 1000));
-    add(j, "step.started", "b", "tester", 3000, NULL);
     add(j, "approval.requested", "b", "tester", 3000, json_pack("{s:s}", "role", "ic"));
     add(j, "approval.granted", "b", "tester", 5000,
         json_pack("{s:s, s:s, s:s}", "role", "ic", "via", "operator", "note", "alice | on the\nbridge"));
+    add(j, "step.started", "b", "tester", 5000, NULL);
     add(j, "step.exec", "b", NULL, 5500,
         json_pack("{s:s, s:i, s:i, s:b}", "command", "edr isolate web-1", "code", 0, "duration_ms", 3, "simulated", 1));
     add(j, "artifact.stored", "b", "tester", 6000,
