@@ -21,6 +21,15 @@ int cli_verify(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_log(int argc, char **argv);
 
+/* The run's report: Markdown, HTML or JSON (cli_report.c). */
+int cli_report(int argc, char **argv);
+/* A RUN_ID under the state dir (option, $IRP_STATE_DIR, ./.irp), or a path
+ * to a journal file (an argument with a '/', or an existing file). malloc'd. */
+char *cli_journal_path(const char *arg, const char *state_dir);
+/* The pid holding a run's lock (-1: held, pid unknown), or 0 when no
+ * process holds it. Never takes it. */
+long cli_lock_holder(const char *run_dir);
+
 /* 1 when arg is -h or --help. */
 int cli_is_help(const char *arg);
 /* Prints the help of a command ("run", "drill", ...) to stdout. */

@@ -109,6 +109,7 @@ struct eng_run {
     int64_t paused_total_ms;  /* drill: wall time the facilitator paused */
     int64_t paused_since_mono;/* drill: paused now (since then), else 0 */
     const char *current_step; /* id of the step running now, or NULL */
+    const char *step_title;   /* its title as shown (templates rendered), or NULL */
     json_t *current_def;      /* its outline entry */
     int64_t step_deadline_mono; /* soft deadline of the running step */
     int escalation_tier;      /* highest tier triggered so far */
@@ -202,6 +203,9 @@ int64_t eng_clock_ms(eng_run *r);
 int eng_pause(eng_run *r, const char *step);
 /* The phase an objective ("contain_within") is about, or NULL (the whole run). */
 const char *eng_objective_phase(eng_run *r, const char *key);
+/* The same for a list of phase names (run.started's data.playbook.phases,
+ * read back by `irp report`); borrowed from phases. */
+const char *eng_objective_phase_in(json_t *phases, const char *key);
 void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what);
 void eng_wait_escalation_stop(void *handle);
 /* Delivers one notification (journaled notify.queued / notify.sent). */

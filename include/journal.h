@@ -67,6 +67,12 @@ int jr_close(jr_journal *j);
  * order (a torn tail is ignored and counted in *torn_bytes, may be NULL).
  * Does not verify the chain. NULL on error with err. */
 json_t *jr_read(const char *path, size_t *torn_bytes, char *err, size_t err_size);
+/* As jr_read, but for a journal that may be damaged (`irp report` renders
+ * what can be read of a tampered journal): a line before the last that is
+ * not a JSON object is skipped and counted in *unreadable instead of
+ * failing the read. Does not verify the chain either. NULL only when the
+ * file cannot be opened or read, with err. */
+json_t *jr_read_salvage(const char *path, long long *unreadable, size_t *torn_bytes, char *err, size_t err_size);
 /* The last run.* record of records (run.started, run.resumed, run.finished,
  * run.interrupted), borrowed; NULL when there is none. Where a run stands
  * is said by it, not by the last record: a drill.scorecard and the

@@ -277,6 +277,8 @@ int cli_main(int argc, char **argv)
         return cli_resume(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cli_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report"))
+        return cli_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "outbox"))
         return cli_outbox(argc - 1, argv + 1);
     if (!strcmp(cmd, "notify"))

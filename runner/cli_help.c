@@ -25,6 +25,7 @@ static const char *const general =
     "  irp status [RUN_ID]                  where each run stands\n"
     "  irp log RUN_ID [--follow] [--json]   a run's timeline\n"
     "  irp verify RUN_ID|JOURNAL_FILE       check a run's journal is intact\n"
+    "  irp report RUN_ID [--format html]    the report: metrics, approvals, evidence\n"
     "Notifications:\n"
     "  irp outbox [list|flush]              what is still undelivered; send it now\n"
     "  irp notify test NAME                 send a test through notifier NAME\n"
@@ -147,6 +148,27 @@ static const char *const verify_help =
     "It prints the head (the last record's seq and SHA-256): copy it into the\n"
     "incident ticket, since no chain can show records cut off its end.\n";
 
+static const char *const report_help =
+    "usage: irp report RUN_ID|JOURNAL_FILE [--format md|html|json] [-o FILE] [--state-dir DIR]\n"
+    "\n"
+    "The report of a run, from its journal only (nothing is run): playbook and its\n"
+    "SHA-256, live or DRILL, who started it, when, status; the hash-chain check;\n"
+    "time to acknowledge / contain / resolve, phases, objectives met or breached;\n"
+    "approvals and decisions with who, escalations, notifications, evidence with\n"
+    "SHA-256 (chain of custody), the timeline, and a drill's scorecard.\n"
+    "\n"
+    "  irp report night-1                          Markdown on stdout\n"
+    "  irp report night-1 --format html -o r.html  one page, no external files\n"
+    "\n"
+    "  --format md|html|json   md (default; plain text too), html, json (the model)\n"
+    "  -o FILE                 write FILE (replaced, atomically) instead of stdout\n"
+    "\n"
+    "A run still going is reported as it stands. A journal that fails verification\n"
+    "is reported anyway, with a warning naming the first bad record; what the chain\n"
+    "cannot vouch for is marked unverified.\n"
+    "Exit: 0 written; 65 written but the journal fails verification, or no such run\n"
+    "(nothing written); 64 usage; 74 FILE could not be written.\n";
+
 static const char *const resume_help =
     "usage: irp resume RUN_ID [--in-flight retry|skip|done] [--yes] [--force] [--config FILE]\n"
     "                 [--state-dir DIR]\n"
@@ -240,6 +262,8 @@ void cli_help(const char *command)
         text = resume_help;
     else if (!strcmp(command, "verify"))
         text = verify_help;
+    else if (!strcmp(command, "report"))
+        text = report_help;
     else if (!strcmp(command, "version"))
         text = version_help;
     else if (!strcmp(command, "test"))

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A run id under the state dir, or a path to a journal file. malloc'd. */
-static char *journal_path(const char *arg, const char *state_dir)
+char *cli_journal_path(const char *arg, const char *state_dir)
 {
     struct stat st;
     if (strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISREG(st.st_mode)))
@@ -42,7 +41,7 @@ int cli_verify(int argc, char **argv)
         fprintf(stderr, "irp verify: which run? (irp verify --help)\n");
         return IRP_EXIT_USAGE;
     }
-    char *path = journal_path(target, state_dir);
+    char *path = cli_journal_path(target, state_dir);
     jr_verify_result res;
     memset(&res, 0, sizeof res);
     if (jr_verify_file(path, &res) < 0) {

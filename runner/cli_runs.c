@@ -18,8 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* The pid holding a run's lock, or 0 when no process holds it. */
-static long lock_holder(const char *run_dir)
+long cli_lock_holder(const char *run_dir)
 {
     char *path = ut_xasprintf("%s/lock", run_dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -99,7 +98,7 @@ static int status_one(const char *state_dir, const char *id)
         free(path);
         return IRP_EXIT_DATAERR;
     }
-    long holder = lock_holder(run_dir);
+    long holder = cli_lock_holder(run_dir);
     json_t *first = json_array_get(records, 0);
     json_t *pb = json_object_get(json_object_get(first, "data"), "playbook");
     printf("run %s (%s): %s", id, tsafe(pr_str(first, "mode"), "?"), tsafe(run_state(records, holder), NULL));
@@ -188,7 +187,7 @@ static int status_all(const char *state_dir)
             char damage[256];
             int damaged = journal_damaged(path, json_array_size(records), torn, damage, sizeof damage);
             printf("%-28s %-6s %-12s %-24s %s%s\n", ids[i], tsafe(pr_str(first, "mode"), "?"),
-                   damaged ? "BROKEN" : tsafe(run_state(records, lock_holder(run_dir)), NULL),
+                   damaged ? "BROKEN" : tsafe(run_state(records, cli_lock_holder(run_dir)), NULL),
                    tsafe(pr_str(first, "ts"), "?"), tsafe(pr_str(pb, "id"), "?"),
                    damaged ? "  (irp verify: the journal fails verification)" : "");
         } else {
@@ -309,7 +308,7 @@ int cli_log(int argc, char **argv)
         fflush(stdout);
         if (!follow)
             break;
-        long holder = lock_holder(run_dir);
+        long holder = cli_lock_holder(run_dir);
         if (!holder && ended)
             break;
         /* Not ended and no irp holds it: it stopped (killed, crashed) and

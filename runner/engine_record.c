@@ -34,6 +34,21 @@ static json_t *outline_step_ids(eng_run *r)
     return ids;
 }
 
+/* {step id: phase} of the outline (steps without a phase are left out), so
+ * that `irp report` can tell phase times from the journal alone. */
+static json_t *outline_step_phases(eng_run *r)
+{
+    json_t *map = json_object();
+    size_t i;
+    json_t *def;
+    json_array_foreach(r->steps, i, def)
+    {
+        if (pr_str(def, "id") && pr_str(def, "phase"))
+            json_object_set_new(map, pr_str(def, "id"), json_string(pr_str(def, "phase")));
+    }
+    return map;
+}
+
 /* {absolute path: sha256} of the other files the steps came from: the
  * attach files and the plugins the playbook loaded ("unreadable" when a
  * file cannot be read). */
@@ -116,7 +131,17 @@ int eng_create_record(eng_run *r, const char *state_dir, const char *hash, char 
                                 "pid", (int)getpid(), "yes", opt->yes, "memory", (json_int_t)opt->memory);
     /* What a resume must load again to get the same steps, found from
      * wherever the resume is started. */
-    json_object_set_new(json_object_get(started, "playbook"), "sources", source_hashes(r));
+    json_t *pb = json_object_get(started, "playbook");
+    json_object_set_new(pb, "sources", source_hashes(r));
+    /* What a report measures the run against: severity, phases in order,
+     * each step's phase and the objectives (ms). */
+    json_object_set_new(pb, "severity", json_string(pr_str(r->outline, "severity") ? pr_str(r->outline, "severity")
+                                                                                    : "medium"));
+    json_t *phases = json_object_get(r->outline, "phases");
+    json_object_set_new(pb, "phases", json_is_array(phases) ? json_deep_copy(phases) : json_array());
+    json_object_set_new(pb, "step_phases", outline_step_phases(r));
+    json_t *objectives = json_object_get(r->outline, "objectives");
+    json_object_set_new(pb, "objectives", json_is_object(objectives) ? json_deep_copy(objectives) : json_object());
     json_object_set_new(started, "attach", absolute_paths(opt->attach, pr_str(r->outline, "id")));
     json_object_set_new(started, "plugins", absolute_paths(opt->plugins, NULL));
     /* The notifier configuration, so that a resume from anywhere pages the

@@ -99,8 +99,11 @@ static int approval_gate(eng_run *r, const char *id, const char *role)
 
 /* Adds where the step was defined (file:line, and the attach file for a
  * step attached to the playbook) to a step.started record's data. */
-static json_t *with_origin(json_t *def, json_t *data)
+static json_t *with_origin(eng_run *r, json_t *def, json_t *data)
 {
+    /* The title as the operator saw it, so a report can name the step. */
+    if (r->step_title)
+        json_object_set_new(data, "title", json_string(r->step_title));
     const char *file = pr_str(def, "file");
     if (file)
         json_object_set_new(data, "defined_at", json_sprintf("%s:%lld", file, pr_int(def, "line", 0)));
@@ -115,7 +118,7 @@ static enum eng_outcome manual_step(eng_run *r, const char *id, json_t *def, con
     if (text && *text)
         tm_block(6, TM_PLAIN, text);
     eng_record(r, "step.started", id, r->operator_name,
-               with_origin(def, json_pack("{s:s, s:i}", "kind", "manual", "attempt", 1)));
+               with_origin(r, def, json_pack("{s:s, s:i}", "kind", "manual", "attempt", 1)));
     if (eng_barrier(r) < 0)
         return OUT_FATAL;
     int64_t t0 = ut_mono_ms();
@@ -210,7 +213,7 @@ static enum eng_outcome automated_step(eng_run *r, const char *id, json_t *def, 
     long long backoff = pr_int(def, "backoff_ms", 1000);
     for (int attempt = 1; attempt <= attempts; attempt++) {
         eng_record(r, "step.started", id, r->operator_name,
-                   with_origin(def, json_pack("{s:s, s:i, s:i, s:I}", "kind", "run", "attempt", attempt, "attempts",
+                   with_origin(r, def, json_pack("{s:s, s:i, s:i, s:I}", "kind", "run", "attempt", attempt, "attempts",
                                               attempts, "timeout_ms", (json_int_t)timeout)));
         if (eng_barrier(r) < 0)
             return OUT_FATAL;
@@ -362,8 +365,10 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
             kind && !strcmp(kind, "manual") ? "  (manual)" : "", approval ? "  (approval: " : "",
             approval ? approval : "", approval ? ")" : "");
     enum eng_outcome out;
+    r->step_title = shown_title;
     if (skip) {
-        eng_record(r, "step.skipped", id, r->operator_name, json_pack("{s:s}", "reason", skip_reason));
+        eng_record(r, "step.skipped", id, r->operator_name,
+                   json_pack("{s:s, s:s}", "reason", skip_reason, "title", shown_title));
         eng_set_state(r, id, "skipped", NULL);
         print_step_end(TM_DIM, "skipped", 0, skip_reason);
         out = OUT_SKIPPED;
@@ -391,6 +396,7 @@ enum eng_outcome eng_run_step(eng_run *r, size_t index, size_t total, const char
         if (r->fx->step_event && out != OUT_STOPPED && out != OUT_FATAL && out != OUT_NO_ANSWER)
             r->fx->step_event(r, "step_end", id);
     }
+    r->step_title = NULL;
     free(shown_title);
     free(manual_text);
     free(skip_reason);

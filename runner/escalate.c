@@ -169,7 +169,7 @@ static int64_t elapsed_ms(eng_run *r)
 /* The phase an objective is about: "contain_within" -> "containment",
  * "detection_within" -> "detection"; NULL for the whole run
  * ("resolve_within", "close_within", or no matching phase). */
-const char *eng_objective_phase(eng_run *r, const char *key)
+const char *eng_objective_phase_in(json_t *phases, const char *key)
 {
     size_t n = strlen(key);
     if (n <= 7 || strcmp(key + n - 7, "_within") != 0)
@@ -177,13 +177,18 @@ const char *eng_objective_phase(eng_run *r, const char *key)
     size_t stem = n - 7;
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(r->outline, "phases"), i, p)
+    json_array_foreach(phases, i, p)
     {
         const char *phase = json_string_value(p);
         if (phase && strlen(phase) >= stem && strncmp(phase, key, stem) == 0)
             return phase;
     }
     return NULL;
+}
+
+const char *eng_objective_phase(eng_run *r, const char *key)
+{
+    return eng_objective_phase_in(json_object_get(r->outline, "phases"), key);
 }
 
 /* 1 when every step of phase (every step when phase is NULL) has an outcome. */

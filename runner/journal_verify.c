@@ -390,3 +390,50 @@ int jr_verify_file(const char *path, jr_verify_result *res)
     jr_walk_free(&w);
     return rc;
 }
+
+json_t *jr_read_salvage(const char *path, long long *unreadable, size_t *torn_bytes, char *err, size_t err_size)
+{
+    *unreadable = 0;
+    *torn_bytes = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_size, "open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_t *records = json_array();
+    jr_lines lr;
+    jr_lines_init(&lr, fd);
+    for (;;) {
+        const char *line;
+        size_t len;
+        int has_nl;
+        int got = jr_lines_next(&lr, &line, &len, &has_nl);
+        if (got == 0)
+            break;
+        if (got < 0 && lr.too_long) {
+            (*unreadable)++; /* the reader cannot step over it: the rest is lost */
+            break;
+        }
+        if (got < 0) {
+            snprintf(err, err_size, "read %s: %s", path, strerror(lr.err));
+            json_decref(records);
+            records = NULL;
+            break;
+        }
+        json_t *rec = has_nl ? json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        if (json_is_object(rec)) {
+            json_array_append_new(records, rec);
+            continue;
+        }
+        json_decref(rec);
+        int more = has_nl ? jr_lines_more(&lr) : 0;
+        if (more == 0) {
+            *torn_bytes = len + (size_t)has_nl;
+            break;
+        }
+        (*unreadable)++;
+    }
+    jr_lines_free(&lr);
+    close(fd);
+    return records;
+}

@@ -16,5 +16,7 @@ import test_notify  # noqa: E402
 import test_plugins  # noqa: E402
 import test_plugins_live  # noqa: E402
 import test_record  # noqa: E402
+import test_report  # noqa: E402
 
-sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse, test_http, test_notify, test_record, test_drill, test_plugins, test_plugins_live]))
+sys.exit(harness.main([test_cli, test_loader, test_engine, test_abuse, test_http, test_notify, test_record, test_drill,
+                       test_plugins, test_plugins_live, test_report]))
