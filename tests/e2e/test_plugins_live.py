@@ -708,14 +708,13 @@ def sshd_binary():
     return found
 
 
-def ssh_live_missing(mount_ns=False):
+def ssh_live_missing():
     """Why a live ssh test cannot run here: None when it can."""
     if not sshd_binary() or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
         return "no sshd/ssh (openssh-server)"
-    ns = ["-n", "-m"] if mount_ns else ["-n"]
     if not shutil.which("unshare") or \
-            subprocess.run(["unshare"] + ns + ["true"], capture_output=True, timeout=30).returncode != 0:
-        return "no network%s namespaces" % (" or mount" if mount_ns else "")
+            subprocess.run(["unshare", "-n", "-m", "true"], capture_output=True, timeout=30).returncode != 0:
+        return "no network or mount namespaces"
     return None
 
 
@@ -751,34 +750,21 @@ class SshLive:
                 "argv": [self.irp, "run", pb, "--yes", "--state-dir", self.env.state, "--run-id", name,
                          "-v", "port=@PORT@", "-v", "key=" + self.key] + list(args)}
 
-    def run(self, phases, private=None):
-        """Runs the phases against sshd in fresh namespaces (with private: a
-        mount namespace too, with those mounts); returns (port, phases by
-        name, sshd's log). Fails the test unless the helper ran and sshd is
-        gone."""
+    def run(self, phases, binds=()):
+        """Runs the phases against sshd in fresh network and mount
+        namespaces: its own /run (sshd's privilege separation directory
+        there, never on the host's /run) and the bind mounts binds
+        (source, target); returns (port, phases by name, sshd's log). Fails
+        the test unless the helper ran and sshd is gone."""
         env = self.env
         cfg = {"sshd": sshd_binary(), "config": self.conf, "sshd_config": self.sshd_config, "log": self.log_path,
                "timeout": self.timeout, "phases": phases}
-        ns = ["-n"]
-        if private is not None:
-            ns = ["-n", "-m", "--propagation", "private"]
-            cfg["private"] = {"host_mntns": os.readlink("/proc/self/ns/mnt"), "binds": private}
+        cfg["private"] = {"host_mntns": os.readlink("/proc/self/ns/mnt"), "binds": list(binds)}
         path = env.write("ssh.json", json.dumps(cfg))
         helper = env.write("ssh_helper.py", SSH_HELPER)
-        # sshd insists on its privilege separation directory (systemd makes
-        # it); in a mount namespace the helper makes it on its own /run
-        made_privsep = private is None and not os.path.isdir("/run/sshd")
-        if made_privsep:
-            os.makedirs("/run/sshd", mode=0o755)
-        try:
-            p = subprocess.run(["unshare"] + ns + [sys.executable, helper, path], capture_output=True, text=True,
-                               env=env.env, cwd=env.dir, timeout=(60 * len(phases) + 30) * self.slack)
-        finally:
-            if made_privsep:
-                try:
-                    os.rmdir("/run/sshd")
-                except OSError:
-                    pass
+        p = subprocess.run(["unshare", "-n", "-m", "--propagation", "private", sys.executable, helper, path],
+                           capture_output=True, text=True, env=env.env, cwd=env.dir,
+                           timeout=(60 * len(phases) + 30) * self.slack)
         log = open(self.log_path).read() if os.path.exists(self.log_path) else "none"
         check(p.returncode == 0, "the helper ran (sshd log: %s)" % log, p)
         check(no_process_with(self.conf), "sshd was stopped")
@@ -797,11 +783,13 @@ class SshLive:
 
 def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
     """isolate.firewall / isolate.release and blockip.firewall over ssh, for
-    real: a throwaway sshd on 127.0.0.1 inside a fresh network namespace,
-    irp in the same namespace connecting as root@127.0.0.1 with a throwaway
-    key; nftables, and iptables/ip6tables when installed. The rules are read
-    back with nft / iptables in the namespace. Skipped (passes) without sshd,
-    ssh, nft or network namespaces."""
+    real: a throwaway sshd on 127.0.0.1 inside fresh network and mount
+    namespaces (its privilege separation directory on the namespace's own
+    /run: the host's is never touched, so two checkouts can run this at
+    once), irp in the same namespaces connecting as root@127.0.0.1 with a
+    throwaway key; nftables, and iptables/ip6tables when installed. The
+    rules are read back with nft / iptables in the namespace. Skipped
+    (passes) without sshd, ssh, nft or the namespaces."""
     clean(env)
     why = ssh_live_missing()
     if why or not shutil.which("nft"):
@@ -818,7 +806,8 @@ def test_ssh_live_isolate_and_blockip_against_a_local_sshd(env):
             run = "%s-%s" % (m, kind)
             pb = env.write(run + ".lua", SSH_PB % {"m": m, "steps": steps % {"m": m}})
             phases.append(live.phase(run, pb, show=show))
-    port, ph, log = live.run(phases)
+    with host_untouched():
+        port, ph, log = live.run(phases)
     for name, x in ph.items():
         check(x["code"] == 0, "irp run %s succeeds: %s\n%s\n%s" % (name, x["out"], x["err"], x["shown"]))
         events = env.events(run=name)
@@ -890,9 +879,8 @@ HOST_DIRS = ("/etc/sudoers.d", "/run/sudo")
 def host_snapshot():
     """What the sudo tests must leave as it was on the host: the account and
     sudoers files (content and metadata), /etc/sudoers.d and /run/sudo (every
-    entry), the names in /run (but sshd: the root-login test above makes
-    /run/sshd for a while when the host has none, maybe in another checkout
-    at the same time), and the mount points."""
+    entry), the names in /run (sshd's privilege separation directory is made
+    on the helper's own /run) and the mount points."""
     snap = {}
     for path in HOST_FILES:
         try:
@@ -908,7 +896,7 @@ def host_snapshot():
                 st = os.lstat(os.path.join(root, name))
                 entries.append((os.path.join(root, name), st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns))
         snap[top] = sorted(entries)
-    snap["/run"] = sorted(set(os.listdir("/run")) - {"sshd"})
+    snap["/run"] = sorted(os.listdir("/run"))
     with open("/proc/self/mountinfo") as f:
         snap["mounts"] = sorted(l.split()[4] for l in f)
     return snap
@@ -1049,7 +1037,7 @@ def test_ssh_sudo_live_blockip_and_evidence_as_a_non_root_user(env):
     checked to be unchanged. Skipped (passes) without sshd, sudo, nft or the
     namespaces."""
     clean(env)
-    why = ssh_live_missing(mount_ns=True) or sudo_missing() or (not shutil.which("nft") and "no nft") or None
+    why = ssh_live_missing() or sudo_missing() or (not shutil.which("nft") and "no nft") or None
     if why:
         print("       (skipped: %s)" % why)
         return
@@ -1073,7 +1061,7 @@ def test_ssh_sudo_live_blockip_and_evidence_as_a_non_root_user(env):
         for run, steps in (("ops", SUDO_STEPS), ("nosudo", NOSUDO_STEPS), ("norule", NORULE_STEPS)):
             pb = env.write(run + ".lua", SUDO_PB % {"id": "sudo-" + run, "steps": steps})
             phases.append(live.phase(run, pb, args, show=nft))
-        port, ph, log = live.run(phases, private=binds)
+        port, ph, log = live.run(phases, binds)
 
     # irp-ops with sudo: everything worked, every command through ssh and sudo -n
     x = ph["ops"]
@@ -1166,7 +1154,7 @@ def test_ssh_sudo_live_postgres_run_as_postgres(env):
     test above). Skipped (passes) without the PostgreSQL server binaries,
     sshd, sudo or the namespaces."""
     clean(env)
-    why = ssh_live_missing(mount_ns=True) or sudo_missing()
+    why = ssh_live_missing() or sudo_missing()
     b = pg_bin()
     if why or not b:
         print("       (skipped: %s)" % (why or "no PostgreSQL server binaries, or not root"))
@@ -1176,7 +1164,7 @@ def test_ssh_sudo_live_postgres_run_as_postgres(env):
         binds = private_etc(env, live.pubkey, [OPS], SUDOERS_RULE)
         more = ',\n                          host = "irp-ops@127.0.0.1", run_as = "postgres", ssh_options = ssh'
         pb = env.write("pg.lua", PG_PB % {"prelude": SSH_OPTS_LUA, "inputs": SSH_INPUTS, "bin": b, "more": more})
-        port, ph, log = live.run([live.phase("pg", pb, ["-v", "dir=" + d])], private=binds)
+        port, ph, log = live.run([live.phase("pg", pb, ["-v", "dir=" + d])], binds)
         x = ph["pg"]
         check(x["code"] == 0, "irp run pg succeeds: %s\n%s\n%s" % (x["out"], x["err"], log))
         check_pg_restored_and_promoted(env, d, u, b, run="pg")
