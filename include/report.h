@@ -34,6 +34,9 @@ json_t *rp_build(json_t *records, json_t *integrity, long running);
  * in ms since the start of the run on the run's clock. */
 void rp_events(json_t *model, json_t *records, long long (*t_of)(json_t *rec, void *ctx), void *ctx);
 
+/* report_header.c: the header's rows, [label, value or null], in order. */
+json_t *rp_header_rows(json_t *model);
+
 /* Renderings: malloc'd, NUL-terminated. */
 char *rp_render_md(json_t *model);
 char *rp_render_html(json_t *model);

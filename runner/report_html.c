@@ -117,48 +117,12 @@ static void header(ut_buf *b, json_t *m)
         ut_buf_puts(b, "<div class=\"drill\">DRILL &mdash; a tabletop exercise, not a real incident. Every command "
                        "and notification was simulated.</div>\n");
     ut_buf_puts(b, "<table class=\"kv\">\n");
-    const char *version = str(pb, "version") && *str(pb, "version") ? str(pb, "version") : NULL;
-    char *pbline = ut_xasprintf("%s (%s%s%s)", str(pb, "title") ? str(pb, "title") : "?",
-                                str(pb, "id") ? str(pb, "id") : "?", version ? " " : "", version ? version : "");
-    kv(b, "Playbook", pbline);
-    free(pbline);
-    kv(b, "Playbook file", str(pb, "path") ? str(pb, "path") : str(pb, "file"));
-    kv(b, "Playbook SHA-256", str(pb, "sha256"));
-    char *run = ut_xasprintf("%s (%s)", str(m, "run") ? str(m, "run") : "?", drill ? "DRILL" : "live");
-    kv(b, "Run", run);
-    free(run);
-    kv(b, "Severity", str(pb, "severity"));
-    char *who = ut_xasprintf("%s on %s%s", str(m, "operator") ? str(m, "operator") : "?",
-                             str(m, "host") ? str(m, "host") : "?",
-                             json_is_true(json_object_get(m, "yes")) ? " (--yes: unattended answers)" : "");
-    kv(b, "Started by", who);
-    free(who);
-    kv(b, "Started (UTC)", str(m, "started"));
-    kv(b, "Ended (UTC)", json_is_string(json_object_get(m, "ended")) ? str(m, "ended") : "still open");
-    const char *status = str(m, "status") ? str(m, "status") : "?";
-    char *st = json_is_true(json_object_get(m, "running"))
-                   ? (pr_int(m, "running_pid", 0) > 0 ? ut_xasprintf("%s (running now, pid %lld)", status,
-                                                                   pr_int(m, "running_pid", 0))
-                                                      : ut_xasprintf("%s (running now)", status))
-               : !strcmp(status, "open") ? ut_xstrdup("open (stopped without ending: irp resume continues it)")
-                                         : ut_xstrdup(status);
-    kv(b, "Status", st);
-    free(st);
-    json_t *failure = json_object_get(m, "failure");
-    if (json_is_object(failure)) {
-        char *why = ut_xasprintf("step %s: %s", str(failure, "step") ? str(failure, "step") : "?",
-                                 str(failure, "reason") ? str(failure, "reason") : "?");
-        kv(b, "Failed at", why);
-        free(why);
-    }
-    if (drill)
-        kv(b, "Scenario", str(m, "scenario_title") ? str(m, "scenario_title") : str(m, "scenario"));
-    json_t *steps = json_object_get(m, "steps");
-    char *counts = ut_xasprintf("%lld in the playbook: %lld succeeded, %lld failed, %lld skipped",
-                                pr_int(steps, "total", 0), pr_int(steps, "succeeded", 0), pr_int(steps, "failed", 0),
-                                pr_int(steps, "skipped", 0));
-    kv(b, "Steps", counts);
-    free(counts);
+    json_t *rows = rp_header_rows(m);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+        kv(b, json_string_value(json_array_get(r, 0)), json_string_value(json_array_get(r, 1)));
+    json_decref(rows);
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(m, "inputs"), k, v)
