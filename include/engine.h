@@ -206,6 +206,14 @@ const char *eng_objective_phase(eng_run *r, const char *key);
 /* The same for a list of phase names (run.started's data.playbook.phases,
  * read back by `irp report`); borrowed from phases. */
 const char *eng_objective_phase_in(json_t *phases, const char *key);
+/* An objective's verdict as the scorecard and the report give it:
+ * {objective, phase, limit_ms, verdict, reached_ms}. reached: when its
+ * phase (or, without one, the succeeded run) ended, -1 if it has not; now:
+ * the run time so far; escalated: a breach of it is on record. "breached"
+ * when escalated, reached late, or not reached past the limit; else "met"
+ * or "not reached". */
+json_t *eng_objective_verdict(const char *key, const char *phase, long long limit, long long reached,
+                              long long now, int escalated);
 void *eng_wait_escalation_start(eng_run *r, const char *step, const char *what);
 void eng_wait_escalation_stop(void *handle);
 /* Delivers one notification (journaled notify.queued / notify.sent). */

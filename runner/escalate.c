@@ -169,6 +169,18 @@ static int64_t elapsed_ms(eng_run *r)
 /* The phase an objective is about: "contain_within" -> "containment",
  * "detection_within" -> "detection"; NULL for the whole run
  * ("resolve_within", "close_within", or no matching phase). */
+json_t *eng_objective_verdict(const char *key, const char *phase, long long limit, long long reached,
+                              long long now, int escalated)
+{
+    const char *verdict = escalated || (reached >= 0 && reached > limit) || (reached < 0 && now > limit) ? "breached"
+                          : reached >= 0                                                                 ? "met"
+                                                                                                         : "not reached";
+    json_t *o = json_pack("{s:s, s:s?, s:I, s:s}", "objective", key, "phase", phase, "limit_ms", (json_int_t)limit,
+                          "verdict", verdict);
+    json_object_set_new(o, "reached_ms", reached >= 0 ? json_integer(reached) : json_null());
+    return o;
+}
+
 const char *eng_objective_phase_in(json_t *phases, const char *key)
 {
     size_t n = strlen(key);

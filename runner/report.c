@@ -277,14 +277,7 @@ static json_t *objectives(json_t *model, json_t *records, json_t *pb, json_t *ph
         json_array_foreach(records, i, rec) if (is_type(rec, "escalation.triggered") &&
                                                 pr_str(data_of(rec), "objective") &&
                                                 !strcmp(pr_str(data_of(rec), "objective"), key)) escalated = 1;
-        const char *verdict = escalated || (reached >= 0 && reached > limit) || (reached < 0 && now > limit)
-                                  ? "breached"
-                              : reached >= 0 ? "met"
-                                             : "not reached";
-        json_t *o = json_pack("{s:s, s:s?, s:I, s:s}", "objective", key, "phase", phase, "limit_ms", (json_int_t)limit,
-                              "verdict", verdict);
-        json_object_set_new(o, "reached_ms", reached >= 0 ? json_integer(reached) : json_null());
-        json_array_append_new(out, o);
+        json_array_append_new(out, eng_objective_verdict(key, phase, limit, reached, now, escalated));
     }
     return out;
 }

@@ -222,15 +222,8 @@ static json_t *objectives(eng_run *r, dr_state *d, const char *status, int64_t t
             reached = pr_int(json_object_get(d->phases, phase), "end_ms", -1);
         else if (!phase && !strcmp(status, "succeeded"))
             reached = total;
-        const char *verdict = json_object_get(r->breached, key) || (reached >= 0 && reached > limit) ||
-                                      (reached < 0 && total > limit)
-                                  ? "breached"
-                              : reached >= 0 ? "met"
-                                             : "not reached";
-        json_t *o = json_pack("{s:s, s:s?, s:I, s:s}", "objective", key, "phase", phase, "limit_ms", (json_int_t)limit,
-                              "verdict", verdict);
-        json_object_set_new(o, "reached_ms", reached >= 0 ? json_integer(reached) : json_null());
-        json_array_append_new(out, o);
+        json_array_append_new(out, eng_objective_verdict(key, phase, limit, reached, total,
+                                                         json_object_get(r->breached, key) != NULL));
     }
     return out;
 }
